@@ -1,0 +1,325 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+	"path"
+
+	"github.com/agentiso/agentiso/internal/errdefs"
+)
+
+// Version is the protocol revision. The guest reports it in Pong so the host
+// can refuse a guest it does not understand.
+const Version = 1
+
+// Type names a message on the wire.
+type Type string
+
+// Message is one typed protocol message.
+type Message interface {
+	Type() Type
+}
+
+// validator is implemented by messages that check their own fields after
+// decoding; a message that fails is rejected like a malformed frame.
+type validator interface {
+	validate() error
+}
+
+// The message types. A request opens a stream; the messages the other side
+// answers with are listed with each request.
+const (
+	TypePing      Type = "ping"       // -> Pong
+	TypePong      Type = "pong"       //
+	TypeConfigure Type = "configure"  // -> OK
+	TypeExec      Type = "exec"       // -> Output*, Exit
+	TypeOutput    Type = "output"     //
+	TypeExit      Type = "exit"       //
+	TypeSignal    Type = "signal"     // sent by the host on an exec stream to signal its process group
+	TypeFileWrite Type = "file_write" // then Data*, DataEnd -> OK
+	TypeFileRead  Type = "file_read"  // -> FileInfo, Data*, DataEnd
+	TypeFileInfo  Type = "file_info"  //
+	TypeData      Type = "data"       //
+	TypeDataEnd   Type = "data_end"   //
+	TypeShutdown  Type = "shutdown"   // -> OK, then the guest powers off
+	TypeOK        Type = "ok"         //
+	TypeError     Type = "error"      // may answer any request
+)
+
+var registry = map[Type]func() Message{
+	TypePing:      func() Message { return new(Ping) },
+	TypePong:      func() Message { return new(Pong) },
+	TypeConfigure: func() Message { return new(Configure) },
+	TypeExec:      func() Message { return new(Exec) },
+	TypeOutput:    func() Message { return new(Output) },
+	TypeExit:      func() Message { return new(Exit) },
+	TypeSignal:    func() Message { return new(Signal) },
+	TypeFileWrite: func() Message { return new(FileWrite) },
+	TypeFileRead:  func() Message { return new(FileRead) },
+	TypeFileInfo:  func() Message { return new(FileInfo) },
+	TypeData:      func() Message { return new(Data) },
+	TypeDataEnd:   func() Message { return new(DataEnd) },
+	TypeShutdown:  func() Message { return new(Shutdown) },
+	TypeOK:        func() Message { return new(OK) },
+	TypeError:     func() Message { return new(Error) },
+}
+
+// Ping asks the guest whether it is ready. The first answered Ping after boot
+// is the definition of "guest ready".
+type Ping struct{}
+
+// Pong answers Ping.
+type Pong struct {
+	Version      int    `json:"version"`
+	AgentVersion string `json:"agent_version"`
+	Hostname     string `json:"hostname"`
+	// KernelToInitNs is the time from kernel start to PID 1 starting, read
+	// from CLOCK_BOOTTIME as the first thing init does: the kernel's share of
+	// boot, the floor for guest-ready.
+	KernelToInitNs int64 `json:"kernel_to_init_ns"`
+	// InitToReadyNs is the time from PID 1 starting to serving the channel.
+	InitToReadyNs int64 `json:"init_to_ready_ns"`
+	UptimeNs      int64 `json:"uptime_ns"`
+}
+
+// Configure sets the guest's identity. Empty fields are left as they are.
+type Configure struct {
+	Hostname string `json:"hostname,omitempty"`
+}
+
+func (m *Configure) validate() error {
+	if m.Hostname != "" && !validHostname(m.Hostname) {
+		return errors.New("hostname: must be 1-63 of [A-Za-z0-9-], not starting or ending with '-'")
+	}
+	return nil
+}
+
+// Exec runs a command in the guest. The guest answers with Output messages as
+// output arrives (at most MaxOutputBytes per stream in total, the rest is
+// drained and dropped) and one Exit message.
+type Exec struct {
+	// Argv is run directly; agentiso's exec tool passes {"/bin/sh", "-c", cmd}.
+	Argv    []string          `json:"argv"`
+	Workdir string            `json:"workdir,omitempty"`
+	Env     map[string]string `json:"env,omitempty"`
+	// TimeoutMs kills the command's process group when it passes; 0 means no
+	// timeout (the stream's life bounds it).
+	TimeoutMs int64 `json:"timeout_ms,omitempty"`
+	// MaxOutputBytes bounds what is sent back, per stream (stdout, stderr).
+	MaxOutputBytes int64 `json:"max_output_bytes"`
+	// Stdin, when set, is written to the command's standard input.
+	Stdin []byte `json:"stdin,omitempty"`
+}
+
+// MaxExecOutputBytes is the hard upper bound on Exec.MaxOutputBytes.
+const MaxExecOutputBytes = 16 << 20
+
+func (m *Exec) validate() error {
+	if len(m.Argv) == 0 || m.Argv[0] == "" {
+		return errors.New("argv: must not be empty")
+	}
+	if m.Workdir != "" && !path.IsAbs(m.Workdir) {
+		return errors.New("workdir: must be an absolute path")
+	}
+	if m.TimeoutMs < 0 {
+		return errors.New("timeout_ms: must not be negative")
+	}
+	if m.MaxOutputBytes <= 0 || m.MaxOutputBytes > MaxExecOutputBytes {
+		return fmt.Errorf("max_output_bytes: must be 1..%d", MaxExecOutputBytes)
+	}
+	if len(m.Stdin) > ChunkSize {
+		return fmt.Errorf("stdin: at most %d bytes", ChunkSize)
+	}
+	return CheckEnv(m.Env)
+}
+
+// Stream names an output stream of a command.
+type Stream string
+
+// The output streams.
+const (
+	Stdout Stream = "stdout"
+	Stderr Stream = "stderr"
+)
+
+// Output is a chunk of a command's output. Text is carried as a JSON string:
+// bytes that are not valid UTF-8 arrive as U+FFFD.
+type Output struct {
+	Stream Stream `json:"stream"`
+	Data   string `json:"data"`
+}
+
+func (m *Output) validate() error {
+	if m.Stream != Stdout && m.Stream != Stderr {
+		return errors.New("stream: must be stdout or stderr")
+	}
+	if len(m.Data) > 6*ChunkSize {
+		return errors.New("data: chunk too large")
+	}
+	return nil
+}
+
+// Exit ends an exec stream.
+type Exit struct {
+	// ExitCode is the command's exit status, or -1 when it was killed.
+	ExitCode int `json:"exit_code"`
+	// Signal names the signal that ended the command, if one did.
+	Signal   string `json:"signal,omitempty"`
+	TimedOut bool   `json:"timed_out"`
+	// Truncated is true when output past MaxOutputBytes was dropped.
+	Truncated  bool  `json:"truncated"`
+	DurationMs int64 `json:"duration_ms"`
+}
+
+// Signal asks the guest to send a signal to a running command's process group.
+type Signal struct {
+	Signal string `json:"signal"`
+}
+
+func (m *Signal) validate() error {
+	switch m.Signal {
+	case "SIGTERM", "SIGKILL", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2":
+		return nil
+	}
+	return errors.New("signal: must be one of SIGTERM, SIGKILL, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2")
+}
+
+// FileWrite starts a file upload. Data messages follow, then DataEnd; the
+// guest answers OK once the file is complete on disk. Parents are created.
+type FileWrite struct {
+	Path string `json:"path"`
+	// Mode is the permission bits for a new file; 0 means 0644.
+	Mode   uint32 `json:"mode,omitempty"`
+	Append bool   `json:"append,omitempty"`
+	// Size, when not negative, is the exact number of bytes that follow.
+	Size int64 `json:"size"`
+}
+
+func (m *FileWrite) validate() error {
+	if err := checkGuestPath(m.Path); err != nil {
+		return err
+	}
+	if m.Mode&^0o7777 != 0 {
+		return errors.New("mode: only permission bits are allowed")
+	}
+	return nil
+}
+
+// FileRead asks for a file. The guest answers FileInfo, then Data messages,
+// then DataEnd. Limit 0 means to the end of the file.
+type FileRead struct {
+	Path   string `json:"path"`
+	Offset int64  `json:"offset,omitempty"`
+	Limit  int64  `json:"limit,omitempty"`
+}
+
+func (m *FileRead) validate() error {
+	if err := checkGuestPath(m.Path); err != nil {
+		return err
+	}
+	if m.Offset < 0 || m.Limit < 0 {
+		return errors.New("offset, limit: must not be negative")
+	}
+	return nil
+}
+
+// FileInfo describes a file about to be sent.
+type FileInfo struct {
+	Size    int64  `json:"size"`
+	Mode    uint32 `json:"mode"`
+	MtimeNs int64  `json:"mtime_ns"`
+}
+
+// Data is a chunk of file content (base64 on the wire).
+type Data struct {
+	Bytes []byte `json:"bytes"`
+}
+
+func (m *Data) validate() error {
+	if len(m.Bytes) > ChunkSize {
+		return fmt.Errorf("bytes: chunk of %d bytes exceeds %d", len(m.Bytes), ChunkSize)
+	}
+	return nil
+}
+
+// DataEnd ends a sequence of Data messages.
+type DataEnd struct{}
+
+// Shutdown asks the guest to sync its disks and power off.
+type Shutdown struct{}
+
+// OK acknowledges a request that has no other answer.
+type OK struct{}
+
+// Error answers a request that failed. Class is an errdefs class name, so the
+// host can classify the failure without parsing text.
+type Error struct {
+	Class   string `json:"class"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Classified returns e as an errdefs error of its class.
+func (e *Error) Classified() error {
+	return &errdefs.Error{Class: errdefs.ParseClass(e.Class), Msg: e.Message}
+}
+
+// ErrorFrom builds the Error message that reports err to the peer.
+func ErrorFrom(err error) *Error {
+	c := errdefs.ClassOf(err)
+	msg := err.Error()
+	var e *errdefs.Error
+	if errors.As(err, &e) {
+		msg = e.Msg
+	}
+	return &Error{Class: c.String(), Message: msg}
+}
+
+func (*Ping) Type() Type      { return TypePing }
+func (*Pong) Type() Type      { return TypePong }
+func (*Configure) Type() Type { return TypeConfigure }
+func (*Exec) Type() Type      { return TypeExec }
+func (*Output) Type() Type    { return TypeOutput }
+func (*Exit) Type() Type      { return TypeExit }
+func (*Signal) Type() Type    { return TypeSignal }
+func (*FileWrite) Type() Type { return TypeFileWrite }
+func (*FileRead) Type() Type  { return TypeFileRead }
+func (*FileInfo) Type() Type  { return TypeFileInfo }
+func (*Data) Type() Type      { return TypeData }
+func (*DataEnd) Type() Type   { return TypeDataEnd }
+func (*Shutdown) Type() Type  { return TypeShutdown }
+func (*OK) Type() Type        { return TypeOK }
+func (*Error) Type() Type     { return TypeError }
+
+// checkGuestPath accepts an absolute, clean-able guest path without NUL bytes.
+func checkGuestPath(p string) error {
+	if p == "" {
+		return errors.New("path: must not be empty")
+	}
+	if !path.IsAbs(p) {
+		return errors.New("path: must be absolute")
+	}
+	if len(p) > 4096 {
+		return errors.New("path: longer than 4096 bytes")
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] == 0 {
+			return errors.New("path: must not contain NUL")
+		}
+	}
+	return nil
+}
+
+func validHostname(h string) bool {
+	if len(h) == 0 || len(h) > 63 || h[0] == '-' || h[len(h)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
