@@ -17,7 +17,14 @@ const maxStderr = 4 << 10
 // Run runs name with args and returns its standard output. A non-zero exit
 // becomes an error that quotes the command and the tail of its stderr.
 func Run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	return RunIn(ctx, "", name, args...)
+}
+
+// RunIn is Run with dir as the working directory, for programs that write
+// into the current directory (apt-get download). An empty dir is Run's.
+func RunIn(ctx context.Context, dir, name string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
