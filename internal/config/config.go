@@ -1,0 +1,196 @@
+// Package config is agentiso's configuration: one TOML file
+// (/etc/agentiso/config.toml by default), its defaults, and the checks that
+// make a bad value fail at start-up with a message naming the field.
+//
+// Decoding is strict: a key the program does not know is an error that names
+// the key and its line, so a typo never silently leaves a default in force.
+// Keys that are absent keep their defaults, so a file may set only what it
+// changes.
+//
+// The file holds no secrets and never needs any (finding L-11): tokens and
+// credentials reach the daemon another way, and a key such as admin_token is
+// rejected here like any other unknown key.
+//
+// To add a section: add a struct with toml and comment tags, a field for it in
+// Config, its defaults in Default, and a validate method called from
+// Config.Validate. The commented default file (WriteDefault) is generated from
+// the same tags, so it cannot drift from Default.
+package config
+
+import (
+	"log/slog"
+	"path/filepath"
+	"time"
+)
+
+// DefaultPath is where the daemon and the CLI look for the file.
+const DefaultPath = "/etc/agentiso/config.toml"
+
+// The accelerator settings of vm.accel.
+const (
+	AccelAuto = "auto"
+	AccelKVM  = "kvm"
+	AccelTCG  = "tcg"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Server    Server    `toml:"server" comment:"The daemon: where it keeps state and how clients reach it."`
+	VM        VM        `toml:"vm" comment:"QEMU virtual machines."`
+	Image     Image     `toml:"image" comment:"The guest image built by 'agentiso init' and 'agentiso image build'."`
+	Resources Resources `toml:"resources" comment:"Workspace sizes: the defaults a create request gets and the maxima it may ask for."`
+	Exec      Exec      `toml:"exec" comment:"Commands run in workspaces."`
+}
+
+// Server configures the daemon process.
+type Server struct {
+	DataDir     string `toml:"data_dir" comment:"State database, images, workspace disks and snapshots."`
+	RunDir      string `toml:"run_dir" comment:"Sockets and other runtime files. Keep it short: per-VM sockets live under it."`
+	SocketPath  string `toml:"socket_path" comment:"The daemon's API socket (mode 0660, group socket_group)."`
+	SocketGroup string `toml:"socket_group" comment:"Members of this group may use agentiso."`
+	TransferDir string `toml:"transfer_dir" comment:"The only host directory file transfers may read from or write to."`
+	LogLevel    string `toml:"log_level" comment:"debug, info, warn or error."`
+	// StaleSessionSecs is how long a session may go unseen before another
+	// session may adopt its workspaces (finding L-12: not hard-coded).
+	StaleSessionSecs int `toml:"stale_session_secs" comment:"Seconds without contact after which a session counts as gone."`
+}
+
+// VM configures how QEMU is run.
+type VM struct {
+	QEMUBinary         string `toml:"qemu_binary" comment:"A program name looked up in PATH, or an absolute path."`
+	Accel              string `toml:"accel" comment:"auto (KVM only where a test guest really boots under it, else TCG), kvm or tcg."`
+	BootTimeoutSecs    int    `toml:"boot_timeout_secs" comment:"Seconds a VM may take to boot and answer the host."`
+	StopTimeoutSecs    int    `toml:"stop_timeout_secs" comment:"Seconds a VM may take to stop before it is killed."`
+	ConsoleLogMaxBytes int64  `toml:"console_log_max_bytes" comment:"Size bound of each VM's console log."`
+	MaxTotalVMs        int    `toml:"max_total_vms" comment:"VMs on this host at once, across all sessions."`
+}
+
+// Image configures the guest image build.
+type Image struct {
+	Dir           string   `toml:"dir" comment:"The built image. Empty means <data_dir>/images/default."`
+	Suite         string   `toml:"suite" comment:"Debian release of the guest root filesystem."`
+	Mirror        string   `toml:"mirror" comment:"Debian mirror (http or https URL)."`
+	ExtraPackages []string `toml:"extra_packages" comment:"Debian packages added to the guest beyond the standard set."`
+	CacheDir      string   `toml:"cache_dir" comment:"Downloaded packages and intermediate build artefacts."`
+}
+
+// Resources are workspace sizes: defaults and the maxima a request may ask for.
+type Resources struct {
+	DefaultVCPUs            int `toml:"default_vcpus"`
+	DefaultMemoryMB         int `toml:"default_memory_mb"`
+	DefaultDiskGB           int `toml:"default_disk_gb"`
+	MaxVCPUs                int `toml:"max_vcpus"`
+	MaxMemoryMB             int `toml:"max_memory_mb"`
+	MaxDiskGB               int `toml:"max_disk_gb"`
+	MaxWorkspacesPerSession int `toml:"max_workspaces_per_session"`
+}
+
+// Exec bounds commands run in workspaces.
+type Exec struct {
+	DefaultTimeoutSecs    int   `toml:"default_timeout_secs"`
+	MaxTimeoutSecs        int   `toml:"max_timeout_secs"`
+	DefaultMaxOutputBytes int64 `toml:"default_max_output_bytes" comment:"Bytes of stdout and of stderr returned when a call does not say."`
+	MaxOutputBytes        int64 `toml:"max_output_bytes"`
+}
+
+// Default returns the configuration used for every key the file leaves out.
+func Default() Config {
+	return Config{
+		Server: Server{
+			DataDir:          "/var/lib/agentiso",
+			RunDir:           "/run/agentiso",
+			SocketPath:       "/run/agentiso/agentiso.sock",
+			SocketGroup:      "agentiso",
+			TransferDir:      "/var/lib/agentiso/transfer",
+			LogLevel:         "info",
+			StaleSessionSecs: 60,
+		},
+		VM: VM{
+			QEMUBinary:         "qemu-system-x86_64",
+			Accel:              AccelAuto,
+			BootTimeoutSecs:    60,
+			StopTimeoutSecs:    10,
+			ConsoleLogMaxBytes: 1 << 20,
+			MaxTotalVMs:        32,
+		},
+		Image: Image{
+			Dir:           "",
+			Suite:         "bookworm",
+			Mirror:        "http://deb.debian.org/debian",
+			ExtraPackages: []string{},
+			CacheDir:      "/var/cache/agentiso",
+		},
+		Resources: Resources{
+			DefaultVCPUs:            1,
+			DefaultMemoryMB:         512,
+			DefaultDiskGB:           10,
+			MaxVCPUs:                4,
+			MaxMemoryMB:             8192,
+			MaxDiskGB:               100,
+			MaxWorkspacesPerSession: 20,
+		},
+		Exec: Exec{
+			DefaultTimeoutSecs:    120,
+			MaxTimeoutSecs:        3600,
+			DefaultMaxOutputBytes: 256 << 10,
+			MaxOutputBytes:        4 << 20,
+		},
+	}
+}
+
+// ImagesDir is the directory that holds every built image.
+func (c Config) ImagesDir() string { return filepath.Join(c.Server.DataDir, "images") }
+
+// ImageDir is the directory of the guest image workspaces boot from.
+func (c Config) ImageDir() string {
+	if c.Image.Dir != "" {
+		return c.Image.Dir
+	}
+	return filepath.Join(c.ImagesDir(), "default")
+}
+
+// StatePath is the SQLite state database.
+func (c Config) StatePath() string { return filepath.Join(c.Server.DataDir, "state.db") }
+
+// WorkspacesDir holds one directory per workspace: its disk layers and
+// snapshots.
+func (c Config) WorkspacesDir() string { return filepath.Join(c.Server.DataDir, "workspaces") }
+
+// TemplatesDir holds the memory snapshots of freshly booted base VMs that new
+// workspaces are restored from.
+func (c Config) TemplatesDir() string { return filepath.Join(c.Server.DataDir, "templates") }
+
+// VMRunDir holds one directory per running VM for its sockets (QMP, the guest
+// channel). Server.RunDir is length-checked so these paths fit a Unix socket
+// address.
+func (c Config) VMRunDir() string { return filepath.Join(c.Server.RunDir, "vms") }
+
+// StaleSession is how long a session may go unseen before it counts as gone.
+func (s Server) StaleSession() time.Duration { return secs(s.StaleSessionSecs) }
+
+// SlogLevel is LogLevel as a slog level; an unvalidated unknown level gives Info.
+func (s Server) SlogLevel() slog.Level {
+	switch s.LogLevel {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// BootTimeout bounds a VM's boot, to the guest's first answer.
+func (v VM) BootTimeout() time.Duration { return secs(v.BootTimeoutSecs) }
+
+// StopTimeout bounds a graceful VM stop before it is killed.
+func (v VM) StopTimeout() time.Duration { return secs(v.StopTimeoutSecs) }
+
+// DefaultTimeout is an exec call's timeout when it names none.
+func (e Exec) DefaultTimeout() time.Duration { return secs(e.DefaultTimeoutSecs) }
+
+// MaxTimeout is the longest timeout an exec call may ask for.
+func (e Exec) MaxTimeout() time.Duration { return secs(e.MaxTimeoutSecs) }
+
+func secs(n int) time.Duration { return time.Duration(n) * time.Second }

@@ -1,0 +1,313 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/agentiso/agentiso/internal/errdefs"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v", err)
+	}
+}
+
+func TestParseEmptyGivesDefault(t *testing.T) {
+	c, err := Parse(nil)
+	if err != nil {
+		t.Fatalf("Parse(nil): %v", err)
+	}
+	if diff := cmp.Diff(Default(), c); diff != "" {
+		t.Errorf("Parse(nil) differs from Default() (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseKeepsDefaultsForAbsentKeys(t *testing.T) {
+	c, err := Parse([]byte("[resources]\ndefault_memory_mb = 1024\n\n[image]\nextra_packages = [\"build-essential\", \"g++\"]\n"))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	want := Default()
+	want.Resources.DefaultMemoryMB = 1024
+	want.Image.ExtraPackages = []string{"build-essential", "g++"}
+	if diff := cmp.Diff(want, c); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		// want are substrings the error must hold.
+		want []string
+	}{
+		{"unknown key", "[server]\ndata_dir = \"/d\"\nadmin_token = \"x\"\n", []string{"line 3", "unknown key server.admin_token"}},
+		{"unknown section", "[vm]\naccel = \"tcg\"\n\n[dashbaord]\nbind = \"x\"\n", []string{"line 4", "unknown key dashbaord"}},
+		{"two unknown keys", "[vm]\nacel = \"tcg\"\nboot_timeout = 3\n", []string{"line 2: unknown key vm.acel", "line 3: unknown key vm.boot_timeout"}},
+		{"string for int", "[resources]\ndefault_vcpus = \"two\"\n", []string{"line 2", "resources.default_vcpus", "string", "int"}},
+		{"int for string", "[server]\nlog_level = 3\n", []string{"line 2", "server.log_level", "integer"}},
+		{"int in string list", "[image]\nextra_packages = [1]\n", []string{"line 2", "image.extra_packages", "integer"}},
+		{"string for list", "[image]\nextra_packages = \"git\"\n", []string{"line 2", "image.extra_packages"}},
+		{"overflow", "[vm]\nmax_total_vms = 99999999999999999999\n", []string{"line 2", "vm.max_total_vms"}},
+		{"syntax", "[vm\naccel = \"tcg\"\n", []string{"line 1"}},
+		{"invalid value", "[resources]\ndefault_memory_mb = 64\n", []string{"resources.default_memory_mb: 64 is below the minimum 128"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.in))
+			if err == nil {
+				t.Fatal("Parse succeeded, want an error")
+			}
+			if !errdefs.Is(err, errdefs.Invalid) {
+				t.Errorf("class = %v, want invalid", errdefs.ClassOf(err))
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "struct field") {
+				t.Errorf("error %q names a Go struct field", err)
+			}
+		})
+	}
+}
+
+func TestParseRefusesHugeInput(t *testing.T) {
+	b := []byte("# " + strings.Repeat("x", MaxFileBytes) + "\n")
+	if _, err := Parse(b); !errdefs.Is(err, errdefs.Invalid) || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("Parse(%d bytes) = %v, want a size error", len(b), err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(*Config)
+		want   string // "" means valid
+	}{
+		{"default", func(*Config) {}, ""},
+		{"relative data_dir", func(c *Config) { c.Server.DataDir = "var/lib/agentiso" }, `server.data_dir: "var/lib/agentiso" is not an absolute path`},
+		{"empty run_dir", func(c *Config) { c.Server.RunDir = "" }, "server.run_dir: must not be empty"},
+		{"unclean transfer_dir", func(c *Config) { c.Server.TransferDir = "/var/lib/../transfer" }, "server.transfer_dir:"},
+		{"root data_dir", func(c *Config) { c.Server.DataDir = "/" }, "server.data_dir: must not be the root directory"},
+		{"socket path 107 bytes", func(c *Config) { c.Server.SocketPath = "/" + strings.Repeat("s", 106) }, ""},
+		{"socket path 108 bytes", func(c *Config) { c.Server.SocketPath = "/" + strings.Repeat("s", 107) }, "server.socket_path: 108 bytes is longer than the 107-byte limit"},
+		{"long run_dir", func(c *Config) { c.Server.RunDir = "/" + strings.Repeat("r", MaxRunDirBytes) }, "server.run_dir: 49 bytes is longer than 48"},
+		{"bad group", func(c *Config) { c.Server.SocketGroup = "agent iso" }, "server.socket_group:"},
+		{"bad log level", func(c *Config) { c.Server.LogLevel = "verbose" }, `server.log_level: "verbose" is not one of debug, info, warn, error`},
+		{"stale session too short", func(c *Config) { c.Server.StaleSessionSecs = 0 }, "server.stale_session_secs: 0 is below the minimum 5"},
+		{"empty qemu", func(c *Config) { c.VM.QEMUBinary = "" }, "vm.qemu_binary: must not be empty"},
+		{"relative qemu path", func(c *Config) { c.VM.QEMUBinary = "bin/qemu" }, "vm.qemu_binary:"},
+		{"absolute qemu path", func(c *Config) { c.VM.QEMUBinary = "/usr/bin/qemu-system-x86_64" }, ""},
+		{"bad accel", func(c *Config) { c.VM.Accel = "hvf" }, `vm.accel: "hvf" is not one of auto, kvm, tcg`},
+		{"tcg accel", func(c *Config) { c.VM.Accel = AccelTCG }, ""},
+		{"zero boot timeout", func(c *Config) { c.VM.BootTimeoutSecs = 0 }, "vm.boot_timeout_secs: 0 is below the minimum 1"},
+		{"huge stop timeout", func(c *Config) { c.VM.StopTimeoutSecs = 3600 }, "vm.stop_timeout_secs: 3600 is above the maximum 300"},
+		{"tiny console log", func(c *Config) { c.VM.ConsoleLogMaxBytes = 100 }, "vm.console_log_max_bytes: 100 is below the minimum 4096"},
+		{"no vms", func(c *Config) { c.VM.MaxTotalVMs = 0 }, "vm.max_total_vms: 0 is below the minimum 1"},
+		{"relative image dir", func(c *Config) { c.Image.Dir = "images" }, "image.dir:"},
+		{"bad suite", func(c *Config) { c.Image.Suite = "Bookworm!" }, "image.suite:"},
+		{"ftp mirror", func(c *Config) { c.Image.Mirror = "ftp://deb.debian.org/debian" }, "image.mirror: \"ftp://deb.debian.org/debian\" is not an http or https URL"},
+		{"mirror without host", func(c *Config) { c.Image.Mirror = "http:///debian" }, "image.mirror:"},
+		{"mirror with credentials", func(c *Config) { c.Image.Mirror = "https://user:hunter2@mirror.example/debian" }, "image.mirror: must not contain credentials"},
+		{"https mirror", func(c *Config) { c.Image.Mirror = "https://mirror.example/debian" }, ""},
+		{"package with comma", func(c *Config) { c.Image.ExtraPackages = []string{"git", "vim,evil"} }, `image.extra_packages[1]: "vim,evil" is not a Debian package name`},
+		{"relative cache dir", func(c *Config) { c.Image.CacheDir = "cache" }, "image.cache_dir:"},
+		{"memory below minimum", func(c *Config) { c.Resources.DefaultMemoryMB = 64 }, "resources.default_memory_mb: 64 is below the minimum 128"},
+		{"default vcpus above max", func(c *Config) { c.Resources.DefaultVCPUs = 8 }, "resources.default_vcpus: 8 is above resources.max_vcpus (4)"},
+		{"default memory above max", func(c *Config) { c.Resources.MaxMemoryMB = 256 }, "resources.default_memory_mb: 512 is above resources.max_memory_mb (256)"},
+		{"default disk above max", func(c *Config) { c.Resources.DefaultDiskGB = 200 }, "resources.default_disk_gb: 200 is above resources.max_disk_gb (100)"},
+		{"zero vcpus", func(c *Config) { c.Resources.DefaultVCPUs = 0 }, "resources.default_vcpus: 0 is below the minimum 1"},
+		{"absurd max vcpus", func(c *Config) { c.Resources.MaxVCPUs = 1000 }, "resources.max_vcpus: 1000 is above the maximum 64"},
+		{"per-session above host total", func(c *Config) { c.Resources.MaxWorkspacesPerSession = 40 }, "resources.max_workspaces_per_session: 40 is above vm.max_total_vms (32)"},
+		{"exec default timeout above max", func(c *Config) { c.Exec.DefaultTimeoutSecs = 7200 }, "exec.default_timeout_secs: 7200 is above exec.max_timeout_secs (3600)"},
+		{"exec output above protocol cap", func(c *Config) { c.Exec.MaxOutputBytes = 1 << 30 }, "exec.max_output_bytes: 1073741824 is above the maximum 16777216"},
+		{"exec default output above max", func(c *Config) { c.Exec.DefaultMaxOutputBytes = 8 << 20 }, "exec.default_max_output_bytes: 8388608 is above exec.max_output_bytes (4194304)"},
+		{"zero exec output", func(c *Config) { c.Exec.DefaultMaxOutputBytes = 0 }, "exec.default_max_output_bytes: 0 is below the minimum 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.modify(&c)
+			err := c.Validate()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate() = nil, want an error containing %q", tt.want)
+			}
+			if !errdefs.Is(err, errdefs.Invalid) {
+				t.Errorf("class = %v, want invalid", errdefs.ClassOf(err))
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Validate() = %q, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidateNeverEchoesMirrorCredentials(t *testing.T) {
+	c := Default()
+	c.Image.Mirror = "ftp://user:hunter2@mirror.example/debian"
+	err := c.Validate()
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("Validate() = %v, want an error that does not echo the password", err)
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := Default()
+	c.VM.Accel = "x"
+	c.Exec.MaxTimeoutSecs = 0
+	err := c.Validate()
+	for _, w := range []string{"vm.accel:", "exec.max_timeout_secs:"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("Validate() = %v, want it to mention %s", err, w)
+		}
+	}
+}
+
+func TestWriteDefaultThenLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "etc", "agentiso", "config.toml")
+	if err := WriteDefault(path); err != nil {
+		t.Fatalf("WriteDefault: %v", err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := fi.Mode().Perm(); m != 0o640 {
+		t.Errorf("mode = %o, want 640", m)
+	}
+	got, err := Load(path)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if diff := cmp.Diff(Default(), got); diff != "" {
+		t.Errorf("Load(WriteDefault) differs from Default() (-want +got):\n%s", diff)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The file explains itself: every section carries its comment.
+	for _, w := range []string{"# agentiso configuration", "[server]", "[vm]", "[image]", "[resources]", "[exec]", "# auto (KVM only"} {
+		if !strings.Contains(string(b), w) {
+			t.Errorf("default file lacks %q", w)
+		}
+	}
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Errorf("config directory holds %d entries, want only the config file (no temporary left)", len(entries))
+	}
+}
+
+func TestWriteDefaultNeverOverwrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.toml")
+	const mine = "[vm]\naccel = \"tcg\"\n"
+	if err := os.WriteFile(path, []byte(mine), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := WriteDefault(path)
+	if !errors.Is(err, fs.ErrExist) || !errdefs.Is(err, errdefs.Conflict) {
+		t.Fatalf("WriteDefault over an existing file = %v, want a Conflict matching fs.ErrExist", err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != mine {
+		t.Errorf("existing file changed to %q", b)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	if len(entries) != 1 {
+		t.Errorf("directory holds %d entries, want 1 (no temporary left)", len(entries))
+	}
+}
+
+func TestLoadMissingFileSaysRunInit(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.toml"))
+	if !errdefs.Is(err, errdefs.NotFound) || !strings.Contains(err.Error(), "agentiso init") {
+		t.Fatalf("Load(missing) = %v, want NotFound mentioning agentiso init", err)
+	}
+}
+
+func TestLoadRefusesHugeFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(path, make([]byte, MaxFileBytes+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); !errdefs.Is(err, errdefs.Invalid) || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("Load(huge) = %v, want a size error", err)
+	}
+}
+
+func TestLoadNamesFileInErrors(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(path, []byte("[vm]\naccel = \"fast\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "vm.accel") {
+		t.Fatalf("Load = %v, want an error naming %s and vm.accel", err, path)
+	}
+}
+
+func TestDerivedPaths(t *testing.T) {
+	c := Default()
+	c.Server.DataDir = "/srv/ai"
+	c.Server.RunDir = "/run/ai"
+	tests := []struct{ name, got, want string }{
+		{"ImagesDir", c.ImagesDir(), "/srv/ai/images"},
+		{"ImageDir", c.ImageDir(), "/srv/ai/images/default"},
+		{"StatePath", c.StatePath(), "/srv/ai/state.db"},
+		{"WorkspacesDir", c.WorkspacesDir(), "/srv/ai/workspaces"},
+		{"TemplatesDir", c.TemplatesDir(), "/srv/ai/templates"},
+		{"VMRunDir", c.VMRunDir(), "/run/ai/vms"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s() = %q, want %q", tt.name, tt.got, tt.want)
+		}
+	}
+	c.Image.Dir = "/opt/image"
+	if got := c.ImageDir(); got != "/opt/image" {
+		t.Errorf("ImageDir() with image.dir set = %q, want /opt/image", got)
+	}
+}
+
+func TestDurations(t *testing.T) {
+	c := Default()
+	tests := []struct {
+		name string
+		got  time.Duration
+		want time.Duration
+	}{
+		{"StaleSession", c.Server.StaleSession(), time.Minute},
+		{"BootTimeout", c.VM.BootTimeout(), time.Minute},
+		{"StopTimeout", c.VM.StopTimeout(), 10 * time.Second},
+		{"DefaultTimeout", c.Exec.DefaultTimeout(), 2 * time.Minute},
+		{"MaxTimeout", c.Exec.MaxTimeout(), time.Hour},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s() = %v, want %v", tt.name, tt.got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,189 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/agentiso/agentiso/internal/errdefs"
+	"github.com/agentiso/agentiso/internal/protocol"
+)
+
+// Limits the validation enforces beyond the ranges of single fields.
+const (
+	// MaxSocketPathBytes is the longest Unix socket path: sun_path holds 108
+	// bytes including the terminating NUL.
+	MaxSocketPathBytes = 107
+	// MaxRunDirBytes bounds server.run_dir so that every per-VM socket,
+	// <run_dir>/vms/<36-byte id>/<name up to 16 bytes>.sock, stays within
+	// MaxSocketPathBytes.
+	MaxRunDirBytes = 48
+	// MinMemoryMB is the smallest guest the image boots in.
+	MinMemoryMB = 128
+)
+
+var (
+	groupName   = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	suiteName   = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+	debPackage  = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]{1,127}$`)
+	logLevels   = []string{"debug", "info", "warn", "error"}
+	accelValues = []string{AccelAuto, AccelKVM, AccelTCG}
+)
+
+// Validate checks every field. The error is Invalid and lists each problem
+// found, each starting with the field it concerns, e.g.
+// "resources.default_memory_mb: 64 is below the minimum 128".
+func (c Config) Validate() error {
+	var p problems
+	c.Server.validate(&p)
+	c.VM.validate(&p)
+	c.Image.validate(&p)
+	c.Resources.validate(&p, c.VM)
+	c.Exec.validate(&p)
+	if len(p) == 0 {
+		return nil
+	}
+	return errdefs.Invalidf("config: %s", strings.Join(p, "; "))
+}
+
+func (s Server) validate(p *problems) {
+	p.absPath("server.data_dir", s.DataDir)
+	p.absPath("server.run_dir", s.RunDir)
+	if len(s.RunDir) > MaxRunDirBytes {
+		p.addf("server.run_dir", "%d bytes is longer than %d: the per-VM sockets under it would not fit a Unix socket address", len(s.RunDir), MaxRunDirBytes)
+	}
+	p.absPath("server.socket_path", s.SocketPath)
+	if len(s.SocketPath) > MaxSocketPathBytes {
+		p.addf("server.socket_path", "%d bytes is longer than the %d-byte limit of a Unix socket address", len(s.SocketPath), MaxSocketPathBytes)
+	}
+	if !groupName.MatchString(s.SocketGroup) {
+		p.addf("server.socket_group", "%q is not a valid group name", s.SocketGroup)
+	}
+	p.absPath("server.transfer_dir", s.TransferDir)
+	p.oneOf("server.log_level", s.LogLevel, logLevels)
+	p.intRange("server.stale_session_secs", int64(s.StaleSessionSecs), 5, 86400)
+}
+
+func (v VM) validate(p *problems) {
+	switch {
+	case v.QEMUBinary == "":
+		p.addf("vm.qemu_binary", "must not be empty")
+	case strings.ContainsRune(v.QEMUBinary, '/'):
+		p.absPath("vm.qemu_binary", v.QEMUBinary)
+	}
+	p.oneOf("vm.accel", v.Accel, accelValues)
+	p.intRange("vm.boot_timeout_secs", int64(v.BootTimeoutSecs), 1, 600)
+	p.intRange("vm.stop_timeout_secs", int64(v.StopTimeoutSecs), 1, 300)
+	p.intRange("vm.console_log_max_bytes", v.ConsoleLogMaxBytes, 4<<10, 1<<30)
+	p.intRange("vm.max_total_vms", int64(v.MaxTotalVMs), 1, 1024)
+}
+
+func (i Image) validate(p *problems) {
+	if i.Dir != "" {
+		p.absPath("image.dir", i.Dir)
+	}
+	if !suiteName.MatchString(i.Suite) {
+		p.addf("image.suite", "%q is not a Debian suite name", i.Suite)
+	}
+	p.mirrorURL("image.mirror", i.Mirror)
+	if len(i.ExtraPackages) > 256 {
+		p.addf("image.extra_packages", "%d packages is more than 256", len(i.ExtraPackages))
+	}
+	for n, pkg := range i.ExtraPackages {
+		// The names reach debootstrap as one comma-separated argument: a
+		// name that is not a Debian package name could smuggle in others.
+		if !debPackage.MatchString(pkg) {
+			p.addf(fmt.Sprintf("image.extra_packages[%d]", n), "%q is not a Debian package name", pkg)
+		}
+	}
+	p.absPath("image.cache_dir", i.CacheDir)
+}
+
+func (r Resources) validate(p *problems, vm VM) {
+	p.intRange("resources.max_vcpus", int64(r.MaxVCPUs), 1, 64)
+	p.intRange("resources.max_memory_mb", int64(r.MaxMemoryMB), MinMemoryMB, 1<<20)
+	p.intRange("resources.max_disk_gb", int64(r.MaxDiskGB), 1, 16384)
+	p.intRange("resources.default_vcpus", int64(r.DefaultVCPUs), 1, 64)
+	p.intRange("resources.default_memory_mb", int64(r.DefaultMemoryMB), MinMemoryMB, 1<<20)
+	p.intRange("resources.default_disk_gb", int64(r.DefaultDiskGB), 1, 16384)
+	p.atMost("resources.default_vcpus", int64(r.DefaultVCPUs), "resources.max_vcpus", int64(r.MaxVCPUs))
+	p.atMost("resources.default_memory_mb", int64(r.DefaultMemoryMB), "resources.max_memory_mb", int64(r.MaxMemoryMB))
+	p.atMost("resources.default_disk_gb", int64(r.DefaultDiskGB), "resources.max_disk_gb", int64(r.MaxDiskGB))
+	p.intRange("resources.max_workspaces_per_session", int64(r.MaxWorkspacesPerSession), 1, 1024)
+	// One session can never be allowed more VMs than the whole host
+	// (finding H-11's cross-check).
+	p.atMost("resources.max_workspaces_per_session", int64(r.MaxWorkspacesPerSession), "vm.max_total_vms", int64(vm.MaxTotalVMs))
+}
+
+func (e Exec) validate(p *problems) {
+	p.intRange("exec.max_timeout_secs", int64(e.MaxTimeoutSecs), 1, 86400)
+	p.intRange("exec.default_timeout_secs", int64(e.DefaultTimeoutSecs), 1, 86400)
+	p.atMost("exec.default_timeout_secs", int64(e.DefaultTimeoutSecs), "exec.max_timeout_secs", int64(e.MaxTimeoutSecs))
+	p.intRange("exec.max_output_bytes", e.MaxOutputBytes, 1, protocol.MaxExecOutputBytes)
+	p.intRange("exec.default_max_output_bytes", e.DefaultMaxOutputBytes, 1, protocol.MaxExecOutputBytes)
+	p.atMost("exec.default_max_output_bytes", e.DefaultMaxOutputBytes, "exec.max_output_bytes", e.MaxOutputBytes)
+}
+
+// problems collects validation messages, each prefixed by its field.
+type problems []string
+
+func (p *problems) addf(field, format string, args ...any) {
+	*p = append(*p, field+": "+fmt.Sprintf(format, args...))
+}
+
+func (p *problems) intRange(field string, v, lo, hi int64) {
+	switch {
+	case v < lo:
+		p.addf(field, "%d is below the minimum %d", v, lo)
+	case v > hi:
+		p.addf(field, "%d is above the maximum %d", v, hi)
+	}
+}
+
+// atMost reports v above other, a limit set by another field.
+func (p *problems) atMost(field string, v int64, otherField string, other int64) {
+	if v > other {
+		p.addf(field, "%d is above %s (%d)", v, otherField, other)
+	}
+}
+
+func (p *problems) oneOf(field, v string, allowed []string) {
+	for _, a := range allowed {
+		if v == a {
+			return
+		}
+	}
+	p.addf(field, "%q is not one of %s", v, strings.Join(allowed, ", "))
+}
+
+func (p *problems) absPath(field, v string) {
+	switch {
+	case v == "":
+		p.addf(field, "must not be empty")
+	case !filepath.IsAbs(v):
+		p.addf(field, "%q is not an absolute path", v)
+	case filepath.Clean(v) != v:
+		p.addf(field, "%q is not a clean path (want %q)", v, filepath.Clean(v))
+	case v == "/":
+		p.addf(field, "must not be the root directory")
+	}
+}
+
+func (p *problems) mirrorURL(field, v string) {
+	// Checked in this order so no message echoes credentials.
+	u, err := url.Parse(v)
+	switch {
+	case err != nil:
+		p.addf(field, "not a valid URL")
+	case u.User != nil:
+		p.addf(field, "must not contain credentials")
+	case u.Scheme != "http" && u.Scheme != "https":
+		p.addf(field, "%q is not an http or https URL", v)
+	case u.Host == "":
+		p.addf(field, "%q has no host", v)
+	case u.RawQuery != "" || u.Fragment != "":
+		p.addf(field, "must not have a query or fragment")
+	}
+}
