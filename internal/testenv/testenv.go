@@ -18,7 +18,8 @@ const DefaultImageDir = "/var/lib/agentiso/images/default"
 func InCI() bool { return os.Getenv("CI") == "true" }
 
 // Require checks each named prerequisite: "root", "qemu", "image",
-// "qemu-img", "nft", "netns". A missing one skips the test, or fails it in CI.
+// "qemu-img", "nft", "netns", "image-tools" (what building a guest image
+// runs). A missing one skips the test, or fails it in CI.
 func Require(t testing.TB, needs ...string) {
 	t.Helper()
 	for _, n := range needs {
@@ -60,6 +61,15 @@ func missing(need string) string {
 	case "netns":
 		if _, err := exec.LookPath("ip"); err != nil {
 			return "ip not found (apt install iproute2)"
+		}
+	case "image-tools":
+		for _, p := range [][2]string{
+			{"apt-cache", "apt"}, {"apt-get", "apt"}, {"dpkg-deb", "dpkg"}, {"debootstrap", "debootstrap"},
+			{"mkfs.ext4", "e2fsprogs"}, {"qemu-img", "qemu-utils"}, {"lz4", "lz4"}, {"unlz4", "lz4"},
+		} {
+			if _, err := exec.LookPath(p[0]); err != nil {
+				return p[0] + " not found (apt install " + p[1] + ")"
+			}
 		}
 	case "image":
 		if _, err := os.Stat(filepath.Join(ImageDir(), "manifest.json")); err != nil {
