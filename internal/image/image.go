@@ -23,13 +23,26 @@ type Manifest struct {
 	Hash          string `json:"hash"`
 	Kernel        string `json:"kernel"`
 	KernelVersion string `json:"kernel_version"`
-	Initrd        string `json:"initrd"`
-	Rootfs        string `json:"rootfs"`
+	// KernelPackage is the Debian package the kernel came from, as
+	// name=version.
+	KernelPackage string `json:"kernel_package,omitempty"`
+	// KernelArgs are the kernel command-line parameters this image needs
+	// (the root device); the VM runner adds its own.
+	KernelArgs []string `json:"kernel_args,omitempty"`
+	Initrd     string   `json:"initrd"`
+	// Rootfs names the read-only base qcow2. Its name carries a hash of its
+	// content: a rebuild adds a new base rather than changing the one that
+	// existing overlays are backed by.
+	Rootfs string `json:"rootfs"`
 	// RootfsVirtualSize is the base qcow2's virtual size in bytes; overlays
-	// are at least this large.
-	RootfsVirtualSize int64  `json:"rootfs_virtual_size"`
-	GuestAgentSHA256  string `json:"guest_agent_sha256"`
-	BuiltAt           string `json:"built_at"`
+	// are at least this large, and the guest grows its filesystem to fill a
+	// larger one at boot.
+	RootfsVirtualSize int64 `json:"rootfs_virtual_size"`
+	// RootfsHash is the hash of the root filesystem's inputs (its cache key).
+	RootfsHash       string `json:"rootfs_hash,omitempty"`
+	Suite            string `json:"suite,omitempty"`
+	GuestAgentSHA256 string `json:"guest_agent_sha256"`
+	BuiltAt          string `json:"built_at"`
 }
 
 // Image is a loaded image with absolute paths.
@@ -59,3 +72,11 @@ func (i *Image) InitrdPath() string { return filepath.Join(i.Dir, i.Manifest.Ini
 
 // RootfsPath is the absolute path of the read-only base qcow2.
 func (i *Image) RootfsPath() string { return filepath.Join(i.Dir, i.Manifest.Rootfs) }
+
+// KernelArgs returns the kernel command-line parameters the image needs.
+func (i *Image) KernelArgs() []string {
+	if len(i.Manifest.KernelArgs) == 0 {
+		return KernelArgs() // a manifest from before they were recorded
+	}
+	return i.Manifest.KernelArgs
+}
