@@ -244,3 +244,22 @@ func blockdevJSON(path string) string {
 // optEscape escapes a value inside a QEMU option list, where ',' separates
 // options and ",," is a literal comma.
 func optEscape(s string) string { return strings.ReplaceAll(s, ",", ",,") }
+
+// ArgvIdentifies reports whether argv (a process's command line, as read
+// from /proc/<pid>/cmdline) is the QEMU that Argv made for the VM id with
+// its QMP socket at qmpSocket. After a daemon restart this tells agentiso's
+// QEMU from whatever process reuses a stale PID.
+func ArgvIdentifies(argv []string, id, qmpSocket string) bool {
+	wantName := "guest=" + optEscape(id) + ",process=" + processName(id)
+	wantQMP := socketChardev("qmp", qmpSocket)
+	var name, qmp bool
+	for i := 1; i < len(argv); i++ {
+		switch {
+		case argv[i-1] == "-name" && argv[i] == wantName:
+			name = true
+		case argv[i-1] == "-chardev" && argv[i] == wantQMP:
+			qmp = true
+		}
+	}
+	return name && qmp
+}

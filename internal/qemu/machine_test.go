@@ -158,3 +158,27 @@ func TestProcessName(t *testing.T) {
 		}
 	}
 }
+
+func TestArgvIdentifies(t *testing.T) {
+	cfg := testMachine()
+	argv := Argv("/usr/bin/qemu-system-x86_64", cfg)
+	if !ArgvIdentifies(argv, cfg.ID, cfg.QMPSocket) {
+		t.Fatal("ArgvIdentifies does not recognise the argv Argv made")
+	}
+	other := testMachine()
+	other.ID = "ws-other"
+	for name, tt := range map[string]struct {
+		argv      []string
+		id, qmpSk string
+	}{
+		"another VM's id":     {argv, other.ID, cfg.QMPSocket},
+		"another QMP socket":  {argv, cfg.ID, "/run/other/qmp.sock"},
+		"an unrelated binary": {[]string{"/bin/sleep", "100"}, cfg.ID, cfg.QMPSocket},
+		"id as a prefix":      {Argv("qemu", MachineConfig{ID: cfg.ID + "x", QMPSocket: cfg.QMPSocket}), cfg.ID, cfg.QMPSocket},
+		"empty":               {nil, cfg.ID, cfg.QMPSocket},
+	} {
+		if ArgvIdentifies(tt.argv, tt.id, tt.qmpSk) {
+			t.Errorf("%s: ArgvIdentifies = true, want false", name)
+		}
+	}
+}
