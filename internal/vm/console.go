@@ -105,6 +105,12 @@ func ConsoleTail(logDir string, n int) (string, error) {
 	return tailLog(filepath.Join(logDir, consoleLogName), n)
 }
 
+// QEMULogTail returns the last n lines of QEMU's own messages (qemu.log) in
+// logDir, sanitised like ConsoleTail.
+func QEMULogTail(logDir string, n int) (string, error) {
+	return tailLog(filepath.Join(logDir, qemuLogName), n)
+}
+
 // tailLog returns the last n lines of the log at path and its rotated
 // generation, sanitised.
 func tailLog(path string, n int) (string, error) {

@@ -132,3 +132,15 @@ func TestSpecValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestQEMULogTail(t *testing.T) {
+	dir := t.TempDir()
+	log := "2026-11-29T02:00:00Z qemu-system-x86_64: warning: one\n2026-11-29T02:00:01Z qemu-system-x86_64: error: two\n"
+	if err := os.WriteFile(filepath.Join(dir, qemuLogName), []byte(log), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := QEMULogTail(dir, 1)
+	if err != nil || got != "2026-11-29T02:00:01Z qemu-system-x86_64: error: two" {
+		t.Fatalf("QEMULogTail(1) = %q, %v", got, err)
+	}
+}

@@ -63,10 +63,11 @@ type VM struct {
 	// shutdownReason is the reason of QEMU's last SHUTDOWN event.
 	shutdownReason string
 
-	exited   chan struct{} // QEMU has exited
-	done     chan struct{} // and everything is cleaned up
-	detached atomic.Bool
-	stopMu   sync.Mutex
+	exited    chan struct{} // QEMU has exited
+	done      chan struct{} // and everything is cleaned up (or detached)
+	closeDone func()
+	detached  atomic.Bool
+	stopMu    sync.Mutex
 }
 
 func newVM(r *Runner, spec Spec, p paths, proc *process, log *slog.Logger) *VM {
@@ -79,6 +80,7 @@ func newVM(r *Runner, spec Spec, p paths, proc *process, log *slog.Logger) *VM {
 		exited: make(chan struct{}),
 		done:   make(chan struct{}),
 	}
+	v.closeDone = sync.OnceFunc(func() { close(v.done) })
 	go v.boundQEMULog()
 	return v
 }
@@ -110,7 +112,7 @@ func (v *VM) QMP() *qemu.QMP {
 }
 
 // Done is closed once QEMU has exited and the VM's sockets and pidfile are
-// removed.
+// removed, or once the VM is detached.
 func (v *VM) Done() <-chan struct{} { return v.done }
 
 // ConsoleTail returns the last n lines of the VM's console log, sanitised.
@@ -184,7 +186,8 @@ func (v *VM) kill() error {
 
 // Detach closes the daemon's connections to the VM and stops watching it,
 // leaving QEMU running: for a daemon that stops while its VMs live on.
-// Attach picks the VM up again. The VM value must not be used afterwards.
+// Attach picks the VM up again. Done is closed; the VM value must not be
+// used afterwards.
 func (v *VM) Detach() {
 	v.stopMu.Lock()
 	defer v.stopMu.Unlock()
@@ -194,6 +197,7 @@ func (v *VM) Detach() {
 	v.closeConns()
 	v.finishConsole()
 	v.proc.close()
+	v.closeDone()
 }
 
 func (v *VM) hasExited() bool {
@@ -349,7 +353,7 @@ func (v *VM) processExited(err error) {
 	if v.detached.Load() {
 		// Whoever attached since owns the VM's files and log.
 		close(v.exited)
-		close(v.done)
+		v.closeDone()
 		return
 	}
 	close(v.exited)
@@ -363,7 +367,7 @@ func (v *VM) processExited(err error) {
 		removeRunFiles(v.paths)
 	}
 	v.log.Info("qemu exited", "pid", v.proc.pid, "status", err, "shutdown", reason)
-	close(v.done)
+	v.closeDone()
 }
 
 // finishConsole waits for the console copier to drain what QEMU wrote
