@@ -259,10 +259,18 @@ func (q *QMP) QueryStatus(ctx context.Context) (Status, error) {
 func (q *QMP) write(ctx context.Context, b []byte, files []*os.File) error {
 	q.writeMu.Lock()
 	defer q.writeMu.Unlock()
-	if dl, ok := ctx.Deadline(); ok {
-		q.conn.SetWriteDeadline(dl)
-		defer q.conn.SetWriteDeadline(time.Time{})
-	}
+	// A QEMU that stops reading cannot hold the caller past ctx.
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		q.conn.SetWriteDeadline(time.Unix(1, 0))
+		close(fired)
+	})
+	defer func() {
+		if !stop() {
+			<-fired
+			q.conn.SetWriteDeadline(time.Time{})
+		}
+	}()
 	if len(files) == 0 {
 		_, err := q.conn.Write(b)
 		return err
