@@ -123,14 +123,15 @@ func DialQMP(ctx context.Context, path string, log *slog.Logger) (*QMP, error) {
 
 func (q *QMP) greet(ctx context.Context, sc *bufio.Scanner) error {
 	stop := context.AfterFunc(ctx, func() { q.conn.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
-	if !sc.Scan() {
+	scanned := sc.Scan()
+	if !stop() {
+		// ctx ended, and the read deadline is (or is about to be) past.
+		return fmt.Errorf("reading qmp greeting: %w", ctx.Err())
+	}
+	if !scanned {
 		err := sc.Err()
 		if err == nil {
 			err = io.EOF
-		}
-		if ctx.Err() != nil {
-			err = ctx.Err()
 		}
 		return fmt.Errorf("reading qmp greeting: %w", err)
 	}
@@ -147,7 +148,7 @@ func (q *QMP) greet(ctx context.Context, sc *bufio.Scanner) error {
 	}
 	q.version = g.QMP.Version.QEMU
 	q.version.Package = g.QMP.Version.Package
-	return q.conn.SetReadDeadline(time.Time{})
+	return nil
 }
 
 // Version is the QEMU version the greeting announced.
