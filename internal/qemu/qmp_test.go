@@ -3,6 +3,8 @@ package qemu
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -214,6 +216,33 @@ func TestDialQMPHonoursDeadline(t *testing.T) {
 	_, err := DialQMP(ctx, path, nil)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("DialQMP(missing socket) = %v, want deadline exceeded", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("DialQMP took %v past a 100ms deadline", d)
+	}
+}
+
+func TestDialQMPSilentServer(t *testing.T) {
+	// Something listens on the socket but never greets.
+	path := filepath.Join(t.TempDir(), "silent.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			defer c.Close()
+			io.Copy(io.Discard, c)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = DialQMP(ctx, path, nil)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("DialQMP(silent server) = %v, want deadline exceeded", err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("DialQMP took %v past a 100ms deadline", d)
