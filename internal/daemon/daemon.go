@@ -1,0 +1,188 @@
+// Package daemon wires agentiso together: configuration, state store, VM
+// runner, storage, workspace manager, and the Unix socket on which every
+// connection is one MCP session. It holds no product logic of its own.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/agentiso/agentiso/internal/channel"
+	"github.com/agentiso/agentiso/internal/config"
+	"github.com/agentiso/agentiso/internal/errdefs"
+	"github.com/agentiso/agentiso/internal/image"
+	"github.com/agentiso/agentiso/internal/mcpserver"
+	"github.com/agentiso/agentiso/internal/qemu"
+	"github.com/agentiso/agentiso/internal/state"
+	"github.com/agentiso/agentiso/internal/storage"
+	"github.com/agentiso/agentiso/internal/vm"
+	"github.com/agentiso/agentiso/internal/workspace"
+)
+
+// Daemon is a running agentiso daemon.
+type Daemon struct {
+	cfg       config.Config
+	log       *slog.Logger
+	store     *state.Store
+	manager   *workspace.Manager
+	mcpDeps   mcpserver.Deps
+	accel     qemu.Accel
+	accelWhy  string
+	startedAt time.Time
+}
+
+// New opens the state, loads the image, chooses the accelerator and
+// re-attaches to the VMs a previous daemon left running. Serve then serves.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{cfg.Server.DataDir, cfg.WorkspacesDir(), disksDir(cfg)} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", d, err)
+		}
+	}
+	img, err := image.Load(cfg.ImageDir())
+	if err != nil {
+		return nil, errdefs.With(errdefs.Unavailable,
+			fmt.Sprintf("no guest image at %s: run `agentiso init` to build it", cfg.ImageDir()), err)
+	}
+	store, err := state.Open(ctx, cfg.StatePath())
+	if err != nil {
+		return nil, fmt.Errorf("opening state: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			store.Close()
+		}
+	}()
+	disks, err := storage.NewQcow2(storage.Qcow2Config{Root: disksDir(cfg), Logger: log})
+	if err != nil {
+		return nil, err
+	}
+
+	d := &Daemon{cfg: cfg, log: log, store: store, startedAt: time.Now()}
+	vmCfg := vm.Config{
+		QEMUBinary:         cfg.VM.QEMUBinary,
+		Dial:               dialGuest(log),
+		Logger:             log,
+		BootTimeout:        cfg.VM.BootTimeout(),
+		StopTimeout:        cfg.VM.StopTimeout(),
+		ConsoleLogMaxBytes: cfg.VM.ConsoleLogMaxBytes,
+	}
+	d.accel, d.accelWhy, err = qemu.DetectAccel(ctx, qemu.DetectConfig{
+		Setting: cfg.VM.Accel,
+		Probe:   probeKVM(cfg, vmCfg, img, disks),
+	})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("accelerator chosen", "accel", d.accel, "reason", d.accelWhy)
+	vmCfg.Accel = d.accel
+	runner, err := vm.NewRunner(vmCfg)
+	if err != nil {
+		return nil, err
+	}
+	d.manager, err = workspace.New(workspace.Options{
+		Store: store, Runner: runner, Disks: disks, Image: img,
+		RunDir: cfg.VMRunDir(), LogDir: cfg.WorkspacesDir(),
+		Limits: workspace.Limits{
+			DefaultVCPUs: cfg.Resources.DefaultVCPUs, DefaultMemoryMB: cfg.Resources.DefaultMemoryMB,
+			DefaultDiskGB: cfg.Resources.DefaultDiskGB, MaxVCPUs: cfg.Resources.MaxVCPUs,
+			MaxMemoryMB: cfg.Resources.MaxMemoryMB, MaxDiskGB: cfg.Resources.MaxDiskGB,
+			MaxWorkspacesPerSession: cfg.Resources.MaxWorkspacesPerSession,
+			MaxTotalVMs:             cfg.VM.MaxTotalVMs,
+			MinMemoryMB:             config.MinMemoryMB,
+		},
+		Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := d.manager.Recover(ctx); err != nil {
+		return nil, fmt.Errorf("recovering workspaces: %w", err)
+	}
+	d.mcpDeps = mcpserver.Deps{
+		Workspaces: d.manager,
+		Exec: mcpserver.ExecLimits{
+			DefaultTimeout:        cfg.Exec.DefaultTimeout(),
+			MaxTimeout:            cfg.Exec.MaxTimeout(),
+			DefaultMaxOutputBytes: cfg.Exec.DefaultMaxOutputBytes,
+			MaxOutputBytes:        cfg.Exec.MaxOutputBytes,
+			MaxFileReadBytes:      maxFileReadBytes,
+		},
+		Audit:       d.audit,
+		Logger:      log,
+		SchemaCache: mcp.NewSchemaCache(),
+	}
+	return d, nil
+}
+
+// maxFileReadBytes bounds one file_read answer.
+const maxFileReadBytes = 8 << 20
+
+func disksDir(cfg config.Config) string { return filepath.Join(cfg.Server.DataDir, "disks") }
+
+// dialGuest connects the host end of a VM's guest channel.
+func dialGuest(log *slog.Logger) vm.DialFunc {
+	return func(ctx context.Context, socketPath string) (vm.Channel, error) {
+		return channel.Dial(ctx, socketPath, channel.Options{Logger: log})
+	}
+}
+
+// probeKVM boots the image once under KVM on a throw-away disk layer, so
+// "auto" picks KVM only where an ordinary guest really runs.
+func probeKVM(cfg config.Config, vmCfg vm.Config, img *image.Image, disks *storage.Qcow2) func(context.Context) error {
+	return func(ctx context.Context) error {
+		id := "accel-probe"
+		if _, err := disks.Create(ctx, id, img.RootfsPath(), 0); err != nil {
+			return err
+		}
+		defer disks.Destroy(context.WithoutCancel(ctx), id)
+		disk, err := disks.Path(id)
+		if err != nil {
+			return err
+		}
+		runDir := filepath.Join(cfg.VMRunDir(), id)
+		defer os.RemoveAll(runDir)
+		c := vmCfg
+		c.Accel = qemu.AccelKVM
+		return vm.ProbeBoot(ctx, c, vm.Spec{
+			ID: id, VCPUs: 1, MemoryMB: 256, Kernel: img.KernelPath(), Initrd: img.InitrdPath(),
+			KernelArgs: img.KernelArgs(), Disk: disk, RunDir: runDir,
+		})
+	}
+}
+
+// audit records one tool call in the append-only audit log.
+func (d *Daemon) audit(ctx context.Context, r mcpserver.AuditRecord) {
+	e := state.AuditEntry{
+		SessionID: r.Caller.SessionID, Actor: r.Caller.Actor, Action: r.Tool, Target: r.Target,
+		Result: state.AuditOK, DurationMs: r.Duration.Milliseconds(),
+	}
+	if r.Err != nil {
+		e.Result = state.AuditError
+		e.ErrorClass = errdefs.ClassOf(r.Err).String()
+	}
+	if _, err := d.store.AppendAudit(context.WithoutCancel(ctx), e); err != nil {
+		d.log.Error("appending audit entry", "tool", r.Tool, "err", err)
+	}
+}
+
+// Close detaches from the VMs (they keep running) and closes the state.
+func (d *Daemon) Close() error {
+	d.manager.Close()
+	return d.store.Close()
+}
+
+// Accel reports the accelerator in use and why it was chosen.
+func (d *Daemon) Accel() (qemu.Accel, string) { return d.accel, d.accelWhy }
+
+var errServerClosed = errors.New("daemon stopped")

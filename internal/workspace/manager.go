@@ -1,0 +1,334 @@
+// Package workspace is the lifecycle manager: the one place that orchestrates
+// a workspace's VM, disk, guest channel and persisted state. Edges (MCP
+// tools, CLI, dashboard) call it with the Caller the daemon assigned; it
+// enforces ownership, so a session only ever sees its own workspaces.
+package workspace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/agentiso/agentiso/internal/channel"
+	"github.com/agentiso/agentiso/internal/errdefs"
+	"github.com/agentiso/agentiso/internal/image"
+	"github.com/agentiso/agentiso/internal/protocol"
+	"github.com/agentiso/agentiso/internal/state"
+	"github.com/agentiso/agentiso/internal/storage"
+	"github.com/agentiso/agentiso/internal/vm"
+)
+
+// VMRunner starts and re-attaches workspace VMs (package vm).
+type VMRunner interface {
+	Start(ctx context.Context, spec vm.Spec) (*vm.VM, error)
+	Attach(ctx context.Context, spec vm.Spec) (*vm.VM, error)
+}
+
+// Guest is what the manager asks of a running VM's guest agent. The channel
+// a VM was started with (package channel) provides it.
+type Guest interface {
+	Configure(ctx context.Context, m protocol.Configure) error
+	Exec(ctx context.Context, req protocol.Exec, onOutput func(protocol.Stream, string)) (*channel.ExecResult, error)
+	WriteFile(ctx context.Context, path string, mode uint32, r io.Reader, size int64) error
+	ReadFile(ctx context.Context, path string, offset, limit int64, w io.Writer) (*protocol.FileInfo, error)
+}
+
+// Limits are the resource defaults and bounds from the configuration.
+type Limits struct {
+	DefaultVCPUs, DefaultMemoryMB, DefaultDiskGB int
+	MaxVCPUs, MaxMemoryMB, MaxDiskGB             int
+	// MaxWorkspacesPerSession bounds one session's workspaces.
+	MaxWorkspacesPerSession int
+	// MaxTotalVMs bounds the workspaces of all sessions together.
+	MaxTotalVMs int
+	// MinMemoryMB is the smallest guest that boots.
+	MinMemoryMB int
+}
+
+// Options configures a Manager.
+type Options struct {
+	Store  *state.Store
+	Runner VMRunner
+	Disks  storage.Backend
+	// Image is the base image every workspace boots.
+	Image *image.Image
+	// RunDir holds one short directory per running VM (sockets, pidfile).
+	RunDir string
+	// LogDir holds one directory per workspace with its console and QEMU
+	// logs; they outlive the VM and go with the workspace.
+	LogDir string
+	Limits Limits
+	Logger *slog.Logger
+}
+
+// Manager owns every workspace's lifecycle.
+type Manager struct {
+	store  *state.Store
+	runner VMRunner
+	disks  storage.Backend
+	image  *image.Image
+	runDir string
+	logDir string
+	limits Limits
+	log    *slog.Logger
+
+	mu sync.Mutex
+	// live holds the VMs of running workspaces, by workspace ID.
+	live map[string]*vm.VM
+	// locks serialise lifecycle operations on one workspace.
+	locks map[string]*sync.Mutex
+	// stopping marks VMs whose exit the manager caused, so their watcher
+	// does not record it as a crash.
+	stopping map[string]bool
+}
+
+// New returns a Manager. Call Recover before serving requests.
+func New(o Options) (*Manager, error) {
+	if o.Store == nil || o.Runner == nil || o.Disks == nil || o.Image == nil {
+		return nil, errors.New("workspace manager: store, runner, disks and image are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	for _, d := range []string{o.RunDir, o.LogDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", d, err)
+		}
+	}
+	return &Manager{
+		store: o.Store, runner: o.Runner, disks: o.Disks, image: o.Image,
+		runDir: o.RunDir, logDir: o.LogDir, limits: o.Limits, log: o.Logger,
+		live: map[string]*vm.VM{}, locks: map[string]*sync.Mutex{}, stopping: map[string]bool{},
+	}, nil
+}
+
+// errNoWorkspace is the one answer for a workspace the caller may not see:
+// it does not say whether the workspace exists, nor echo its name (L-16).
+func errNoWorkspace() error {
+	return errdefs.NotFoundf("workspace_id: no such workspace in this session")
+}
+
+// resolve finds the workspace ref (an ID or a name) owned by c.
+func (m *Manager) resolve(ctx context.Context, c Caller, ref string) (state.Workspace, error) {
+	if ref == "" {
+		return state.Workspace{}, errdefs.Invalidf("workspace_id: required")
+	}
+	var w state.Workspace
+	var err error
+	if _, perr := uuid.Parse(ref); perr == nil {
+		w, err = m.store.GetWorkspace(ctx, ref)
+	} else {
+		w, err = m.store.GetWorkspaceByName(ctx, ref)
+	}
+	if errdefs.Is(err, errdefs.NotFound) {
+		return state.Workspace{}, errNoWorkspace()
+	}
+	if err != nil {
+		return state.Workspace{}, err
+	}
+	if w.Owner != c.SessionID {
+		return state.Workspace{}, errNoWorkspace()
+	}
+	return w, nil
+}
+
+// lock takes the lifecycle lock of workspace id.
+func (m *Manager) lock(id string) func() {
+	m.mu.Lock()
+	l, ok := m.locks[id]
+	if !ok {
+		l = &sync.Mutex{}
+		m.locks[id] = l
+	}
+	m.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+// liveVM returns the running VM of workspace id, or an error that says the
+// workspace is not running.
+func (m *Manager) liveVM(w state.Workspace) (*vm.VM, Guest, error) {
+	m.mu.Lock()
+	v := m.live[w.ID]
+	m.mu.Unlock()
+	if v == nil || w.State != state.WorkspaceRunning {
+		return nil, nil, errdefs.Conflictf("workspace_id: the workspace is %s, not running (start it with workspace_start)", displayState(w.State))
+	}
+	g, ok := v.Channel().(Guest)
+	if !ok || g == nil {
+		return nil, nil, errdefs.Unavailablef("workspace_id: the workspace's guest agent is not connected")
+	}
+	return v, g, nil
+}
+
+// spec is the VM description of workspace w.
+func (m *Manager) spec(w state.Workspace, disk string) vm.Spec {
+	return vm.Spec{
+		ID:         w.ID,
+		VCPUs:      w.VCPUs,
+		MemoryMB:   w.MemoryMB,
+		Kernel:     m.image.KernelPath(),
+		Initrd:     m.image.InitrdPath(),
+		KernelArgs: m.image.KernelArgs(),
+		Disk:       disk,
+		RunDir:     filepath.Join(m.runDir, w.ID),
+		LogDir:     m.logsOf(w.ID),
+	}
+}
+
+func (m *Manager) logsOf(id string) string { return filepath.Join(m.logDir, id) }
+
+// boot starts workspace w's VM on its disk, gives the guest its identity and
+// starts watching for the VM's exit. It does not change state.
+func (m *Manager) boot(ctx context.Context, w state.Workspace) (*vm.VM, error) {
+	disk, err := m.disks.Path(w.ID)
+	if err != nil {
+		return nil, fmt.Errorf("finding disk of %s: %w", w.ID, err)
+	}
+	v, err := m.runner.Start(ctx, m.spec(w, disk))
+	if err != nil {
+		return nil, err
+	}
+	if err := m.configure(ctx, v, w); err != nil {
+		_ = v.Kill()
+		return nil, err
+	}
+	m.adopt(w.ID, v)
+	return v, nil
+}
+
+// configure gives the guest its identity.
+func (m *Manager) configure(ctx context.Context, v *vm.VM, w state.Workspace) error {
+	g, ok := v.Channel().(Guest)
+	if !ok {
+		return errors.New("guest channel does not support configure")
+	}
+	if err := g.Configure(ctx, protocol.Configure{Hostname: Hostname(w.Name)}); err != nil {
+		return fmt.Errorf("configuring guest of %s: %w", w.ID, err)
+	}
+	return nil
+}
+
+// adopt records v as workspace id's running VM and watches for its exit.
+func (m *Manager) adopt(id string, v *vm.VM) {
+	m.mu.Lock()
+	m.live[id] = v
+	m.mu.Unlock()
+	go m.watch(id, v)
+}
+
+// watch waits for v to exit. An exit the manager did not cause (a crash, a
+// poweroff inside the guest) marks the workspace stopped with the reason.
+func (m *Manager) watch(id string, v *vm.VM) {
+	<-v.Done()
+	m.mu.Lock()
+	if m.live[id] == v {
+		delete(m.live, id)
+	}
+	expected := m.stopping[id]
+	m.mu.Unlock()
+	if expected {
+		return
+	}
+	unlock := m.lock(id)
+	defer unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := m.store.UpdateWorkspace(ctx, id, func(w *state.Workspace) error {
+		if w.State != state.WorkspaceRunning || w.PID != v.PID() {
+			return errUnchanged
+		}
+		w.State = state.WorkspaceStopped
+		w.PID = 0
+		w.LastError = "the VM exited on its own (guest poweroff or crash); see workspace_logs"
+		return nil
+	})
+	if err != nil && !errors.Is(err, errUnchanged) && !errdefs.Is(err, errdefs.NotFound) {
+		m.log.Error("recording VM exit", "workspace", id, "err", err)
+		return
+	}
+	if err == nil {
+		m.log.Warn("workspace VM exited unexpectedly", "workspace", id)
+	}
+}
+
+// errUnchanged makes an UpdateWorkspace func leave the record as it is.
+var errUnchanged = errors.New("unchanged")
+
+// stopVM stops v gracefully (or kills it when graceful is false) and waits
+// for its exit, marking the exit as expected.
+func (m *Manager) stopVM(ctx context.Context, id string, v *vm.VM, graceful bool) error {
+	m.mu.Lock()
+	m.stopping[id] = true
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.stopping, id)
+		if m.live[id] == v {
+			delete(m.live, id)
+		}
+		m.mu.Unlock()
+	}()
+	var err error
+	if graceful {
+		err = v.Stop(ctx)
+	} else {
+		err = v.Kill()
+	}
+	if err != nil {
+		return err
+	}
+	select {
+	case <-v.Done():
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the VM of %s to exit: %w", id, ctx.Err())
+	}
+}
+
+// Close detaches from every running VM without stopping it: VMs outlive the
+// daemon, and the next daemon re-attaches to them.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, v := range m.live {
+		m.stopping[id] = true
+		v.Detach()
+	}
+	m.live = map[string]*vm.VM{}
+}
+
+// Hostname derives a valid hostname from a workspace name: characters other
+// than letters, digits and '-' become '-', at most 63, no '-' at either end.
+func Hostname(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	h := strings.Trim(string(b), "-")
+	if len(h) > 63 {
+		h = strings.TrimRight(h[:63], "-")
+	}
+	if h == "" {
+		return "workspace"
+	}
+	return h
+}
+
+func displayState(s state.WorkspaceState) string {
+	if s == "" {
+		return "unknown"
+	}
+	return string(s)
+}

@@ -1,0 +1,97 @@
+package workspace
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/agentiso/agentiso/internal/errdefs"
+	"github.com/agentiso/agentiso/internal/state"
+	"github.com/agentiso/agentiso/internal/vm"
+)
+
+// Recover brings the manager in line with the world after a daemon start:
+// running workspaces are re-attached (their VMs outlived the previous
+// daemon), those whose VM died are marked stopped with the reason, creates
+// that never finished are undone, and destroys that never finished are
+// finished. No workspace that was acknowledged is lost.
+func (m *Manager) Recover(ctx context.Context) error {
+	ws, err := m.store.ListWorkspaces(ctx, state.WorkspaceFilter{})
+	if err != nil {
+		return fmt.Errorf("listing workspaces: %w", err)
+	}
+	for _, w := range ws {
+		switch w.State {
+		case state.WorkspaceCreating, state.WorkspaceDestroying:
+			m.log.Info("finishing an interrupted create or destroy", "workspace", w.ID, "state", w.State)
+			m.attachForCleanup(ctx, w)
+			m.forget(w.ID)
+		case state.WorkspaceRunning:
+			m.reattach(ctx, w)
+		default:
+			// A stopped workspace may still have a VM if the daemon died
+			// in the middle of stopping it: end it.
+			m.attachForCleanup(ctx, w)
+			if v := m.takeLive(w.ID); v != nil {
+				m.log.Warn("stopping a VM left running by an interrupted stop", "workspace", w.ID)
+				_ = m.stopVM(ctx, w.ID, v, false)
+			}
+		}
+	}
+	return nil
+}
+
+// reattach adopts the running VM of w, or records that it is gone.
+func (m *Manager) reattach(ctx context.Context, w state.Workspace) {
+	disk, err := m.disks.Path(w.ID)
+	if err != nil {
+		m.markStopped(ctx, w.ID, "its disk is missing: "+errdefs.Public(err))
+		return
+	}
+	v, err := m.runner.Attach(ctx, m.spec(w, disk))
+	if err != nil {
+		m.log.Warn("workspace VM not running after restart", "workspace", w.ID, "err", err)
+		m.markStopped(ctx, w.ID, "the VM was not running when the daemon started: "+errdefs.Public(err))
+		return
+	}
+	if v.PID() != w.PID {
+		_, _ = m.store.UpdateWorkspace(ctx, w.ID, func(r *state.Workspace) error {
+			r.PID = v.PID()
+			return nil
+		})
+	}
+	m.adopt(w.ID, v)
+	m.log.Info("workspace re-attached", "workspace", w.ID, "pid", v.PID())
+}
+
+// attachForCleanup attaches to a VM that may be left over so that forget
+// or the caller can end it. Finding none is the normal case.
+func (m *Manager) attachForCleanup(ctx context.Context, w state.Workspace) {
+	v, err := m.runner.Attach(ctx, m.spec(w, ""))
+	if err != nil {
+		return
+	}
+	m.mu.Lock()
+	m.live[w.ID] = v
+	m.mu.Unlock()
+}
+
+// takeLive removes and returns the live VM of id.
+func (m *Manager) takeLive(id string) *vm.VM {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v := m.live[id]
+	delete(m.live, id)
+	return v
+}
+
+func (m *Manager) markStopped(ctx context.Context, id, reason string) {
+	_, err := m.store.UpdateWorkspace(ctx, id, func(r *state.Workspace) error {
+		r.State = state.WorkspaceStopped
+		r.PID = 0
+		r.LastError = reason
+		return nil
+	})
+	if err != nil {
+		m.log.Error("marking workspace stopped", "workspace", id, "err", err)
+	}
+}

@@ -1,0 +1,273 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/agentiso/agentiso/internal/testenv"
+)
+
+// binDir holds the binaries built once for the whole package.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "agentiso-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+var buildOnce sync.Once
+var buildErr error
+
+// agentisoBinary builds cmd/agentiso once and returns its path.
+func agentisoBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "agentiso"), "../../cmd/agentiso").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("building agentiso: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, "agentiso")
+}
+
+// daemon is a real agentiso daemon on temporary directories.
+type daemon struct {
+	t          *testing.T
+	bin        string
+	dir        string // data dir
+	runDir     string
+	configPath string
+	socket     string
+	cmd        *exec.Cmd
+	logPath    string
+	exited     chan struct{}
+}
+
+// startDaemon writes a config for a private daemon and starts it. extra is
+// appended to the config (more sections or overrides).
+func startDaemon(t *testing.T, extra string) *daemon {
+	t.Helper()
+	testenv.Require(t, "root", "qemu", "image")
+	d := &daemon{t: t, bin: agentisoBinary(t), dir: t.TempDir()}
+	// Unix socket paths must stay short: keep the run dir directly in /tmp.
+	runDir, err := os.MkdirTemp("/tmp", "ag")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.runDir = runDir
+	d.socket = filepath.Join(runDir, "agentiso.sock")
+	d.configPath = filepath.Join(d.dir, "config.toml")
+	d.logPath = filepath.Join(d.dir, "daemon.log")
+	cfg := fmt.Sprintf(`[server]
+data_dir = %q
+run_dir = %q
+socket_path = %q
+socket_group = ""
+transfer_dir = %q
+
+[image]
+dir = %q
+
+[vm]
+boot_timeout_secs = 90
+stop_timeout_secs = 10
+`, filepath.Join(d.dir, "data"), runDir, d.socket, filepath.Join(d.dir, "transfer"), testenv.ImageDir())
+	if err := os.WriteFile(d.configPath, []byte(cfg+extra), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.start()
+	t.Cleanup(d.cleanup)
+	return d
+}
+
+func (d *daemon) start() {
+	d.t.Helper()
+	logf, err := os.OpenFile(d.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.cmd = exec.Command(d.bin, "daemon", "--config", d.configPath)
+	d.cmd.Stdout = logf
+	d.cmd.Stderr = logf
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	logf.Close()
+	d.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(d.cmd, d.exited)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := os.Stat(d.socket); err == nil {
+			return
+		}
+		select {
+		case <-d.exited:
+			d.t.Fatalf("daemon exited during start-up:\n%s", d.log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("daemon socket did not appear within 60s:\n%s", d.log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop ends the daemon gracefully (SIGTERM) and waits for it.
+func (d *daemon) stop() {
+	d.t.Helper()
+	if d.cmd == nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+	case <-time.After(30 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.exited
+		d.t.Errorf("daemon did not stop within 30s of SIGTERM")
+	}
+	d.cmd = nil
+}
+
+func (d *daemon) log() string {
+	b, _ := os.ReadFile(d.logPath)
+	return string(b)
+}
+
+// cleanup stops the daemon and kills any QEMU it left running, by the PIDs
+// in its run directory, so a failing test leaves nothing behind.
+func (d *daemon) cleanup() {
+	if d.t.Failed() {
+		d.t.Logf("daemon log:\n%s", d.log())
+	}
+	d.stop()
+	for _, pid := range d.qemuPIDs() {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	os.RemoveAll(d.runDir)
+}
+
+// qemuPIDs lists running QEMU processes that belong to this daemon: those
+// whose command line mentions its run directory.
+func (d *daemon) qemuPIDs() []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		s := string(cmdline)
+		if strings.Contains(s, "qemu-system") && strings.Contains(s, d.runDir) {
+			if st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && isZombie(string(st)) {
+				continue
+			}
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func isZombie(stat string) bool {
+	i := strings.LastIndexByte(stat, ')')
+	return i > 0 && i+2 < len(stat) && stat[i+2] == 'Z'
+}
+
+// client connects a real MCP client through `agentiso mcp` over stdio.
+func (d *daemon) client(ctx context.Context) *mcp.ClientSession {
+	d.t.Helper()
+	c := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil)
+	cmd := exec.Command(d.bin, "mcp", "--config", d.configPath)
+	cmd.Stderr = os.Stderr
+	s, err := c.Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		d.t.Fatalf("connecting MCP client: %v", err)
+	}
+	d.t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// call invokes a tool that must succeed and decodes its structured result.
+func call[T any](ctx context.Context, t *testing.T, s *mcp.ClientSession, tool string, args map[string]any) T {
+	t.Helper()
+	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
+	if err != nil {
+		t.Fatalf("%s: protocol error: %v", tool, err)
+	}
+	if res.IsError {
+		t.Fatalf("%s(%v): tool error: %s", tool, args, textOf(res))
+	}
+	var out T
+	b, _ := json.Marshal(res.StructuredContent)
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("%s: decoding result %s: %v", tool, b, err)
+	}
+	return out
+}
+
+// callErr invokes a tool that must fail with a tool error and returns its text.
+func callErr(ctx context.Context, t *testing.T, s *mcp.ClientSession, tool string, args map[string]any) string {
+	t.Helper()
+	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
+	if err != nil {
+		t.Fatalf("%s: want a tool error, got a protocol error: %v", tool, err)
+	}
+	if !res.IsError {
+		b, _ := json.Marshal(res.StructuredContent)
+		t.Fatalf("%s(%v): want a tool error, got success: %s", tool, args, b)
+	}
+	return textOf(res)
+}
+
+func textOf(res *mcp.CallToolResult) string {
+	var sb strings.Builder
+	for _, c := range res.Content {
+		if tc, ok := c.(*mcp.TextContent); ok {
+			sb.WriteString(tc.Text)
+		}
+	}
+	return sb.String()
+}
+
+// scanLines is a tiny helper for reading a file's lines in assertions.
+func scanLines(path string) []string {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	return lines
+}
