@@ -17,6 +17,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+
+	"github.com/agentiso/agentiso/internal/errdefs"
 )
 
 // MaxFrameSize is the largest frame payload either side will read or write.
@@ -40,23 +43,36 @@ type envelope struct {
 	Body json.RawMessage `json:"body,omitempty"`
 }
 
-// Encode serialises m as one frame. It refuses a message whose encoding would
-// exceed MaxFrameSize, so the peer never has to.
+// Encode serialises m as one frame. It refuses a message that the peer
+// would refuse: one with invalid fields (an errdefs.Invalid error naming the
+// field) or one whose encoding would exceed MaxFrameSize.
 func Encode(m Message) ([]byte, error) {
+	if v, ok := m.(validator); ok {
+		if err := v.validate(); err != nil {
+			return nil, errdefs.Invalidf("invalid %s: %v", m.Type(), err)
+		}
+	}
 	body, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("encoding %s: %w", m.Type(), err)
 	}
-	payload, err := json.Marshal(envelope{Type: m.Type(), Body: body})
+	typ, err := json.Marshal(m.Type())
 	if err != nil {
-		return nil, fmt.Errorf("encoding %s envelope: %w", m.Type(), err)
+		return nil, fmt.Errorf("encoding %s: %w", m.Type(), err)
 	}
-	if len(payload) > MaxFrameSize {
-		return nil, fmt.Errorf("%s message of %d bytes: %w", m.Type(), len(payload), ErrFrameTooLarge)
+	// The envelope is put together by hand: marshalling it would scan and
+	// copy the body, up to a megabyte, once more.
+	n := len(`{"type":,"body":}`) + len(typ) + len(body)
+	if n > MaxFrameSize {
+		return nil, fmt.Errorf("%s message of %d bytes: %w", m.Type(), n, ErrFrameTooLarge)
 	}
-	buf := make([]byte, 4+len(payload))
-	binary.BigEndian.PutUint32(buf, uint32(len(payload)))
-	copy(buf[4:], payload)
+	buf := make([]byte, 4, 4+n)
+	binary.BigEndian.PutUint32(buf, uint32(n))
+	buf = append(buf, `{"type":`...)
+	buf = append(buf, typ...)
+	buf = append(buf, `,"body":`...)
+	buf = append(buf, body...)
+	buf = append(buf, '}')
 	return buf, nil
 }
 
@@ -85,15 +101,61 @@ func Read(r io.Reader) (Message, error) {
 	if n > MaxFrameSize {
 		return nil, fmt.Errorf("frame of %d bytes: %w", n, ErrFrameTooLarge)
 	}
-	payload := make([]byte, n)
-	if _, err := io.ReadFull(r, payload); err != nil {
+	payload, err := readPayload(r, int(n))
+	if err != nil {
 		return nil, fmt.Errorf("reading frame payload: %w", err)
 	}
 	return Decode(payload)
 }
 
+// eagerPayload is how much of a payload Read allocates before its bytes
+// arrive. A larger frame's buffer grows with the data actually received, so a
+// peer that announces big frames and sends nothing costs little memory.
+const eagerPayload = 64 << 10
+
+// readPayload reads exactly n bytes, allocating as they arrive.
+func readPayload(r io.Reader, n int) ([]byte, error) {
+	buf := make([]byte, 0, min(n, eagerPayload))
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(n, 2*cap(buf))-len(buf))
+		}
+		m, err := r.Read(buf[len(buf):min(n, cap(buf))])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			if len(buf) == n {
+				break
+			}
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return buf, nil
+}
+
+// ErrMalformed is matched (errors.Is) by every error Decode returns, and so
+// by Read's errors for a frame that arrived whole but holds no valid
+// message; a peer's broken stream is not malformed.
+var ErrMalformed = errors.New("malformed message")
+
+// malformed marks a decoding error as ErrMalformed and keeps its text.
+type malformed struct{ error }
+
+func (malformed) Is(target error) bool { return target == ErrMalformed }
+func (e malformed) Unwrap() error      { return e.error }
+
 // Decode parses one frame payload (without its length prefix).
 func Decode(payload []byte) (Message, error) {
+	m, err := decode(payload)
+	if err != nil {
+		return nil, malformed{err}
+	}
+	return m, nil
+}
+
+func decode(payload []byte) (Message, error) {
 	if len(payload) > MaxFrameSize {
 		return nil, ErrFrameTooLarge
 	}

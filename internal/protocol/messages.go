@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"strings"
 
 	"github.com/agentiso/agentiso/internal/errdefs"
 )
@@ -96,7 +97,9 @@ func (m *Configure) validate() error {
 
 // Exec runs a command in the guest. The guest answers with Output messages as
 // output arrives (at most MaxOutputBytes per stream in total, the rest is
-// drained and dropped) and one Exit message.
+// drained and dropped) and one Exit message. While the command runs the host
+// may send Signal messages on the same stream; the host closing the stream
+// kills the command's process group.
 type Exec struct {
 	// Argv is run directly; agentiso's exec tool passes {"/bin/sh", "-c", cmd}.
 	Argv    []string          `json:"argv"`
@@ -118,8 +121,15 @@ func (m *Exec) validate() error {
 	if len(m.Argv) == 0 || m.Argv[0] == "" {
 		return errors.New("argv: must not be empty")
 	}
-	if m.Workdir != "" && !path.IsAbs(m.Workdir) {
-		return errors.New("workdir: must be an absolute path")
+	for i, a := range m.Argv {
+		if strings.IndexByte(a, 0) >= 0 {
+			return fmt.Errorf("argv[%d]: must not contain NUL", i)
+		}
+	}
+	if m.Workdir != "" {
+		if err := checkGuestPath("workdir", m.Workdir); err != nil {
+			return err
+		}
 	}
 	if m.TimeoutMs < 0 {
 		return errors.New("timeout_ms: must not be negative")
@@ -196,7 +206,7 @@ type FileWrite struct {
 }
 
 func (m *FileWrite) validate() error {
-	if err := checkGuestPath(m.Path); err != nil {
+	if err := checkGuestPath("path", m.Path); err != nil {
 		return err
 	}
 	if m.Mode&^0o7777 != 0 {
@@ -214,7 +224,7 @@ type FileRead struct {
 }
 
 func (m *FileRead) validate() error {
-	if err := checkGuestPath(m.Path); err != nil {
+	if err := checkGuestPath("path", m.Path); err != nil {
 		return err
 	}
 	if m.Offset < 0 || m.Limit < 0 {
@@ -292,21 +302,18 @@ func (*Shutdown) Type() Type  { return TypeShutdown }
 func (*OK) Type() Type        { return TypeOK }
 func (*Error) Type() Type     { return TypeError }
 
-// checkGuestPath accepts an absolute, clean-able guest path without NUL bytes.
-func checkGuestPath(p string) error {
-	if p == "" {
-		return errors.New("path: must not be empty")
-	}
-	if !path.IsAbs(p) {
-		return errors.New("path: must be absolute")
-	}
-	if len(p) > 4096 {
-		return errors.New("path: longer than 4096 bytes")
-	}
-	for i := 0; i < len(p); i++ {
-		if p[i] == 0 {
-			return errors.New("path: must not contain NUL")
-		}
+// checkGuestPath accepts an absolute guest path without NUL bytes; field
+// names it in the error.
+func checkGuestPath(field, p string) error {
+	switch {
+	case p == "":
+		return fmt.Errorf("%s: must not be empty", field)
+	case !path.IsAbs(p):
+		return fmt.Errorf("%s: must be absolute", field)
+	case len(p) > 4096:
+		return fmt.Errorf("%s: longer than 4096 bytes", field)
+	case strings.IndexByte(p, 0) >= 0:
+		return fmt.Errorf("%s: must not contain NUL", field)
 	}
 	return nil
 }
