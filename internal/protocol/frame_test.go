@@ -63,6 +63,30 @@ func TestRoundTripEveryType(t *testing.T) {
 	}
 }
 
+func TestDecodeAcceptsAnySpellingOfTheEnvelope(t *testing.T) {
+	want := &Exec{Argv: []string{"ls"}, MaxOutputBytes: 7}
+	for _, payload := range []string{
+		`{"type":"exec","body":{"argv":["ls"],"max_output_bytes":7}}`,
+		`{"body":{"argv":["ls"],"max_output_bytes":7},"type":"exec"}`,
+		` { "type" : "exec" , "body" : { "argv" : [ "ls" ] , "max_output_bytes" : 7 } } `,
+		`{"type":"\u0065xec","body":{"argv":["ls"],"max_output_bytes":7}}`,
+		`{"type":"exec","body":{"argv":["ls"],"max_output_bytes":7},"extra":1}`,
+	} {
+		got, err := Decode([]byte(payload))
+		if err != nil {
+			t.Errorf("Decode(%s): %v", payload, err)
+			continue
+		}
+		if diff := cmp.Diff(Message(want), got); diff != "" {
+			t.Errorf("Decode(%s) (-want +got):\n%s", payload, diff)
+		}
+	}
+	// A duplicate type key: the last one counts, however the frame starts.
+	if _, err := Decode([]byte(`{"type":"ping","body":{},"type":"exec"}`)); err == nil || !strings.Contains(err.Error(), "invalid exec") {
+		t.Errorf("duplicate type: %v, want the exec (last) read and refused", err)
+	}
+}
+
 func TestDecodeRejects(t *testing.T) {
 	tests := []struct {
 		name    string

@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"io"
 	"testing"
@@ -26,6 +27,18 @@ func FuzzDecode(f *testing.F) {
 		m, err := Decode(payload)
 		if err != nil {
 			return
+		}
+		// The fast path must agree with unmarshalling the envelope.
+		var env envelope
+		if err := json.Unmarshal(payload, &env); err != nil {
+			t.Fatalf("Decode accepted what is not JSON: %v", err)
+		}
+		general, err := decodeBody(env.Type, env.Body)
+		if err != nil {
+			t.Fatalf("Decode accepted what the general path refuses: %v", err)
+		}
+		if diff := cmp.Diff(general, m); diff != "" {
+			t.Fatalf("fast and general paths differ (-general +fast):\n%s", diff)
 		}
 		frame, err := Encode(m)
 		if errors.Is(err, ErrFrameTooLarge) {
