@@ -1,10 +1,340 @@
 // Package guest is the agent that runs inside every workspace VM and serves
-// the host channel (see package protocol).
+// the host channel (see package protocol): one yamux session per host
+// connection on the channel's virtio-serial port, one request per stream.
+//
+// The agent opens no network listener of any kind: the host channel is its
+// only way in (security findings C-2, M-11).
 package guest
 
-// Main runs the agent until the channel port goes away for good and returns
-// the process exit code. PID 1 starts it as `agentiso-guest agent` and
-// restarts it if it dies.
-func Main() int {
-	panic("not implemented yet")
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/yamux"
+	"golang.org/x/sys/unix"
+
+	"github.com/agentiso/agentiso/internal/errdefs"
+	"github.com/agentiso/agentiso/internal/protocol"
+)
+
+// Defaults for Options' zero values.
+const (
+	// DefaultMaxStreams bounds the requests one host session may have in
+	// flight; more are refused (unavailable). The host keeps its own,
+	// lower cap and waits for a slot instead.
+	DefaultMaxStreams = 64
+	// DefaultMaxExecs bounds the commands running at once, all sessions
+	// together.
+	DefaultMaxExecs = 32
+	// DefaultOutputGrace is how long a command's output pipes are still
+	// read after it exits: a process it left in the background may hold
+	// them open, and the exec must not wait for that process to end.
+	DefaultOutputGrace = 100 * time.Millisecond
+)
+
+// Timeouts of the agent's own waits on the host.
+const (
+	// requestTimeout bounds the wait for a new stream's request message
+	// and, in an upload, for each next chunk.
+	requestTimeout = 60 * time.Second
+	// writeTimeout bounds each write to the host: a host that stops
+	// reading for this long has gone.
+	writeTimeout = 60 * time.Second
+)
+
+// streamWindow is how much the host may send ahead on one stream (file
+// uploads). Four times yamux's default: fewer window updates on the slow
+// serial link, and still bounded per stream.
+const streamWindow = 1 << 20
+
+// Options configures an Agent. The zero value is what runs in the VM; tests
+// replace the parts that would change the machine they run on.
+type Options struct {
+	Logger *slog.Logger
+	// Version is the agent version reported in Pong; empty means the
+	// binary's module version.
+	Version string
+	// KernelToInit and InitStart are PID 1's measurements on
+	// CLOCK_BOOTTIME (see pid1.EnvKernelToInitNs); zero when unknown.
+	KernelToInit time.Duration
+	InitStart    time.Duration
+	// MaxStreams is the per-session request cap; 0 means DefaultMaxStreams.
+	MaxStreams int
+	// MaxExecs is the cap on running commands; 0 means DefaultMaxExecs.
+	MaxExecs int
+	// OutputGrace: see DefaultOutputGrace; 0 means the default.
+	OutputGrace time.Duration
+	// EtcDir holds the hostname and hosts files; empty means /etc.
+	EtcDir string
+	// SetHostname sets the kernel's hostname; nil means sethostname(2).
+	SetHostname func(name string) error
+	// Hostname reads it; nil means os.Hostname.
+	Hostname func() (string, error)
+	// PowerOff ends the machine after a Shutdown request has been
+	// answered; nil means syncing the disks and powering off.
+	PowerOff func() error
+}
+
+// Agent serves host channel sessions. One Agent serves any number of
+// sessions over its life (the daemon may reconnect); the command cap is
+// shared by all of them.
+type Agent struct {
+	opts  Options
+	log   *slog.Logger
+	execs chan struct{} // one token per running command
+
+	readyOnce sync.Once
+	ready     time.Duration // CLOCK_BOOTTIME when the first session started
+}
+
+// NewAgent returns an Agent for opts, with defaults filled in.
+func NewAgent(opts Options) *Agent {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Version == "" {
+		opts.Version = buildVersion()
+	}
+	if opts.MaxStreams <= 0 {
+		opts.MaxStreams = DefaultMaxStreams
+	}
+	if opts.MaxExecs <= 0 {
+		opts.MaxExecs = DefaultMaxExecs
+	}
+	if opts.OutputGrace <= 0 {
+		opts.OutputGrace = DefaultOutputGrace
+	}
+	if opts.EtcDir == "" {
+		opts.EtcDir = "/etc"
+	}
+	if opts.SetHostname == nil {
+		opts.SetHostname = func(name string) error { return unix.Sethostname([]byte(name)) }
+	}
+	if opts.Hostname == nil {
+		opts.Hostname = os.Hostname
+	}
+	if opts.PowerOff == nil {
+		opts.PowerOff = powerOff
+	}
+	return &Agent{
+		opts:  opts,
+		log:   opts.Logger,
+		execs: make(chan struct{}, opts.MaxExecs),
+	}
+}
+
+// Serve runs one channel session over conn: the host is the yamux client,
+// the agent the server. It returns when conn ends (nil: the host went away)
+// or ctx is done, after every request of the session has finished. It
+// always closes conn.
+func (a *Agent) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
+	_, err := a.serve(ctx, conn)
+	return err
+}
+
+// serve is Serve that also says how many requests the session carried.
+func (a *Agent) serve(ctx context.Context, conn io.ReadWriteCloser) (int, error) {
+	sess, err := yamux.Server(conn, yamuxConfig(a.log))
+	if err != nil {
+		conn.Close()
+		return 0, fmt.Errorf("starting the channel session: %w", err)
+	}
+	a.readyOnce.Do(func() { a.ready = bootTime() })
+	stop := context.AfterFunc(ctx, func() { sess.Close() })
+	defer stop()
+
+	slots := make(chan struct{}, a.opts.MaxStreams)
+	var wg sync.WaitGroup
+	served := 0
+	for {
+		st, err := sess.AcceptStream()
+		if err != nil {
+			sess.Close()
+			wg.Wait()
+			if hostGone(err) {
+				return served, nil
+			}
+			return served, fmt.Errorf("accepting a request: %w", err)
+		}
+		served++
+		select {
+		case slots <- struct{}{}:
+		default:
+			a.fail(st, errdefs.Unavailablef("too many requests in flight (at most %d per session)", a.opts.MaxStreams))
+			st.Close()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			defer st.Close()
+			a.handle(st)
+		}()
+	}
+}
+
+// handle serves one request stream.
+func (a *Agent) handle(st net.Conn) {
+	st.SetReadDeadline(time.Now().Add(requestTimeout))
+	m, err := protocol.Read(st)
+	if err != nil {
+		switch {
+		case errors.Is(err, protocol.ErrMalformed), errors.Is(err, protocol.ErrFrameTooLarge):
+			a.fail(st, errdefs.Invalidf("%v", err))
+		case isTimeout(err):
+			a.fail(st, errdefs.Timeoutf("no request within %s of opening the stream", requestTimeout))
+		case !errors.Is(err, io.EOF):
+			a.log.Debug("reading a request", "err", err)
+		}
+		return
+	}
+	st.SetReadDeadline(time.Time{})
+
+	switch m := m.(type) {
+	case *protocol.Ping:
+		a.reply(st, a.pong())
+	case *protocol.Configure:
+		a.replyDone(st, a.configure(m))
+	case *protocol.Exec:
+		a.exec(st, m)
+	case *protocol.FileWrite:
+		a.replyDone(st, a.writeFile(st, m))
+	case *protocol.FileRead:
+		if err := a.readFile(st, m); err != nil {
+			a.fail(st, err)
+		}
+	case *protocol.Shutdown:
+		a.shutdown(st)
+	default:
+		a.fail(st, errdefs.Invalidf("a %s message does not start a request", m.Type()))
+	}
+}
+
+// reply sends m to the host.
+func (a *Agent) reply(st net.Conn, m protocol.Message) {
+	if err := send(st, m); err != nil {
+		a.log.Debug("answering a request", "type", m.Type(), "err", err)
+	}
+}
+
+// fail answers a request with err as a protocol Error.
+func (a *Agent) fail(st net.Conn, err error) {
+	a.log.Debug("request failed", "err", err)
+	a.reply(st, protocol.ErrorFrom(err))
+}
+
+// replyDone answers a request that has no result: OK, or the error.
+func (a *Agent) replyDone(st net.Conn, err error) {
+	if err != nil {
+		a.fail(st, err)
+		return
+	}
+	a.reply(st, &protocol.OK{})
+}
+
+// send writes one message with the write deadline.
+func send(st net.Conn, m protocol.Message) error {
+	st.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return protocol.Write(st, m)
+}
+
+// pong answers Ping.
+func (a *Agent) pong() *protocol.Pong {
+	host, err := a.opts.Hostname()
+	if err != nil {
+		a.log.Warn("reading the hostname", "err", err)
+	}
+	p := &protocol.Pong{
+		Version:        protocol.Version,
+		AgentVersion:   a.opts.Version,
+		Hostname:       host,
+		KernelToInitNs: a.opts.KernelToInit.Nanoseconds(),
+		UptimeNs:       bootTime().Nanoseconds(),
+	}
+	if a.opts.InitStart > 0 {
+		p.InitToReadyNs = (a.ready - a.opts.InitStart).Nanoseconds()
+	}
+	return p
+}
+
+// shutdown answers OK and then ends the machine. The answer is on its way
+// to the host (written to the port) before the power goes.
+func (a *Agent) shutdown(st net.Conn) {
+	a.reply(st, &protocol.OK{})
+	st.Close()
+	a.log.Info("powering off at the host's request")
+	if err := a.opts.PowerOff(); err != nil {
+		a.log.Error("powering off", "err", err)
+	}
+}
+
+// powerOff syncs the disks and powers the machine off. QEMU runs with
+// -no-reboot, so should power-off be refused, a restart ends the VM too.
+func powerOff() error {
+	unix.Sync()
+	err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	if err == nil {
+		return nil
+	}
+	if err2 := unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART); err2 != nil {
+		return fmt.Errorf("power off: %w; restart: %w", err, err2)
+	}
+	return nil
+}
+
+// yamuxConfig is the session configuration for the serial link. Keepalive
+// is off: a paused VM (snapshots) must not lose its session, and the host
+// notices a dead VM by its QEMU process, not by pings.
+func yamuxConfig(log *slog.Logger) *yamux.Config {
+	cfg := yamux.DefaultConfig()
+	cfg.EnableKeepAlive = false
+	cfg.MaxStreamWindowSize = streamWindow
+	cfg.ConnectionWriteTimeout = writeTimeout
+	cfg.LogOutput = nil
+	cfg.Logger = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	return cfg
+}
+
+// hostGone reports whether err ending a session means only that the host
+// went away (or ctx ended it), which is how every session ends.
+func hostGone(err error) bool {
+	for _, e := range []error{io.EOF, yamux.ErrSessionShutdown, net.ErrClosed, syscall.ECONNRESET, syscall.EPIPE} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// isTimeout reports whether err is a passed deadline.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// bootTime is CLOCK_BOOTTIME: time since the kernel started.
+func bootTime() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
+
+// buildVersion is the module version the binary was built from.
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "devel"
 }

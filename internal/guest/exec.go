@@ -1,0 +1,264 @@
+package guest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/agentiso/agentiso/internal/errdefs"
+	"github.com/agentiso/agentiso/internal/protocol"
+)
+
+// execPath is the PATH a command gets unless its request sets one.
+const execPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// execEnv is a command's environment: a small base, then the request's
+// variables (already checked against the blocklist by protocol), sorted.
+// Nothing of the agent's own environment leaks through.
+func execEnv(req map[string]string) []string {
+	env := map[string]string{
+		"PATH": execPath,
+		"HOME": "/root",
+		"USER": "root",
+		"LANG": "C.UTF-8",
+		// Output goes to a pipe, not a terminal.
+		"TERM": "dumb",
+	}
+	for k, v := range req {
+		env[k] = v
+	}
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// exec runs one command and streams its output and exit to the host.
+func (a *Agent) exec(st net.Conn, req *protocol.Exec) {
+	select {
+	case a.execs <- struct{}{}:
+		defer func() { <-a.execs }()
+	default:
+		a.fail(st, errdefs.Unavailablef("too many commands running (at most %d)", a.opts.MaxExecs))
+		return
+	}
+	exit, err := a.runCommand(st, req)
+	if err != nil {
+		a.fail(st, err)
+		return
+	}
+	a.reply(st, exit)
+}
+
+// runCommand starts req, forwards its output while it runs, and returns
+// its Exit. It returns an error only when the command could not start.
+func (a *Agent) runCommand(st net.Conn, req *protocol.Exec) (*protocol.Exit, error) {
+	workdir := req.Workdir
+	if workdir == "" {
+		workdir = "/"
+	}
+	if fi, err := os.Stat(workdir); err != nil {
+		return nil, fsError("workdir", workdir, err)
+	} else if !fi.IsDir() {
+		return nil, errdefs.Invalidf("workdir %s: not a directory", workdir)
+	}
+	cmd := exec.Command(req.Argv[0], req.Argv[1:]...)
+	if cmd.Err != nil {
+		return nil, errdefs.With(classOf(cmd.Err), fmt.Sprintf("argv[0] %s: %s", req.Argv[0], errText(cmd.Err)), cmd.Err)
+	}
+	cmd.Dir = workdir
+	cmd.Env = execEnv(req.Env)
+	// Its own process group, so a timeout, a signal or the host giving up
+	// reaches everything the command started.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if len(req.Stdin) > 0 {
+		cmd.Stdin = bytes.NewReader(req.Stdin)
+	}
+	var sendMu sync.Mutex
+	sendOut := func(m *protocol.Output) error {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		return send(st, m)
+	}
+	stdout := &outputWriter{stream: protocol.Stdout, left: req.MaxOutputBytes, send: sendOut}
+	stderr := &outputWriter{stream: protocol.Stderr, left: req.MaxOutputBytes, send: sendOut}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	// Output is read while the command runs (exec.Cmd copies the pipes in
+	// goroutines as they fill); once it has exited, pipes still held open
+	// by what it left behind are read for OutputGrace, then closed.
+	cmd.WaitDelay = a.opts.OutputGrace
+
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, errdefs.With(classOf(err), fmt.Sprintf("starting %s: %s", req.Argv[0], errText(err)), err)
+	}
+	g := &group{pgid: cmd.Process.Pid}
+
+	var timedOut atomic.Bool
+	if req.TimeoutMs > 0 {
+		t := time.AfterFunc(time.Duration(req.TimeoutMs)*time.Millisecond, func() {
+			timedOut.Store(true)
+			g.kill(unix.SIGKILL)
+		})
+		defer t.Stop()
+	}
+	watched := make(chan struct{})
+	var stopWatching atomic.Bool
+	go func() {
+		defer close(watched)
+		a.watchExec(st, g, &stopWatching)
+	}()
+
+	waitErr := cmd.Wait()
+	g.exited()
+	stdout.flush()
+	stderr.flush()
+	stopWatching.Store(true)
+	st.SetReadDeadline(time.Unix(1, 0))
+	<-watched
+
+	if cmd.ProcessState == nil {
+		return nil, fmt.Errorf("waiting for %s: %w", req.Argv[0], waitErr)
+	}
+	exit := &protocol.Exit{
+		ExitCode:   cmd.ProcessState.ExitCode(),
+		TimedOut:   timedOut.Load(),
+		Truncated:  stdout.truncated || stderr.truncated,
+		DurationMs: time.Since(start).Milliseconds(),
+	}
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		exit.ExitCode = -1
+		exit.Signal = unix.SignalName(ws.Signal())
+	}
+	return exit, nil
+}
+
+// watchExec reads the exec stream while the command runs: Signal messages
+// signal the process group; the stream ending (the host closed it, gave up
+// or went away) kills the group, since nobody waits for the result any
+// more. stop is set, and the read deadline passed, when the command is done.
+func (a *Agent) watchExec(st net.Conn, g *group, stop *atomic.Bool) {
+	for {
+		m, err := protocol.Read(st)
+		if stop.Load() {
+			return
+		}
+		if err != nil {
+			if !errors.Is(err, os.ErrClosed) {
+				a.log.Debug("exec stream ended before the command, killing it", "pgid", g.pgid, "err", err)
+			}
+			g.kill(unix.SIGKILL)
+			return
+		}
+		sig, ok := m.(*protocol.Signal)
+		if !ok {
+			a.log.Warn("unexpected message on an exec stream, killing the command", "type", m.Type())
+			g.kill(unix.SIGKILL)
+			return
+		}
+		// protocol validated the name, so the lookup cannot fail.
+		g.kill(unix.SignalNum(sig.Signal))
+	}
+}
+
+// group is a command's process group.
+type group struct {
+	pgid int
+
+	mu   sync.Mutex
+	done bool
+}
+
+// kill sends sig to every process of the group, unless the command has
+// been waited for (its pgid may then name another group).
+func (g *group) kill(sig syscall.Signal) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.done {
+		_ = unix.Kill(-g.pgid, sig)
+	}
+}
+
+func (g *group) exited() {
+	g.mu.Lock()
+	g.done = true
+	g.mu.Unlock()
+}
+
+// outputWriter forwards one output stream of a command as Output messages:
+// chunks of at most ChunkSize bytes that never end inside a UTF-8 sequence,
+// at most left bytes in all. Past that it keeps accepting, and drops, what
+// the command writes, so the command never blocks on a full pipe and the
+// agent never buffers more than one chunk (finding M-10).
+type outputWriter struct {
+	stream protocol.Stream
+	send   func(*protocol.Output) error
+	left   int64
+
+	buf       []byte // the chunk being built; starts with held bytes
+	held      int    // bytes of an unfinished UTF-8 sequence at buf's start
+	truncated bool
+	err       error // the first failed send; the command's output goes nowhere
+}
+
+// Write implements io.Writer for exec.Cmd's pipe copying.
+func (w *outputWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 && w.err == nil && !w.truncated {
+		if w.buf == nil {
+			w.buf = make([]byte, 0, protocol.ChunkSize)
+		}
+		take := min(len(p), protocol.ChunkSize-w.held)
+		w.buf = append(w.buf[:w.held], p[:take]...)
+		p = p[take:]
+		w.emit(false)
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	return n, nil
+}
+
+// flush sends what is held back at the end of the output.
+func (w *outputWriter) flush() {
+	if w.held > 0 && w.err == nil && !w.truncated {
+		w.buf = w.buf[:w.held]
+		w.emit(true)
+	}
+}
+
+// emit sends buf up to its last complete character (all of it when final),
+// within the byte budget, and keeps the unfinished rest for the next write.
+func (w *outputWriter) emit(final bool) {
+	n := len(w.buf)
+	if int64(n) > w.left {
+		n = protocol.RuneBoundary(w.buf, int(w.left))
+		w.truncated = true
+	} else if !final {
+		n = protocol.RuneBoundary(w.buf, n)
+	}
+	if n > 0 {
+		if err := w.send(&protocol.Output{Stream: w.stream, Data: string(w.buf[:n])}); err != nil {
+			w.err = fmt.Errorf("sending %s: %w", w.stream, err)
+			return
+		}
+		w.left -= int64(n)
+	}
+	if w.truncated {
+		w.held = 0
+		return
+	}
+	w.held = copy(w.buf, w.buf[n:])
+}
