@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentiso/agentiso/internal/channel"
+	"github.com/agentiso/agentiso/internal/guest/pid1"
 	"github.com/agentiso/agentiso/internal/hostcmd"
+	"github.com/agentiso/agentiso/internal/protocol"
 	"github.com/agentiso/agentiso/internal/qemu"
 	"github.com/agentiso/agentiso/internal/testenv"
 )
@@ -66,10 +69,8 @@ func (l *stepLog) ran() []string {
 
 // TestBuildAndBoot builds a real image (reusing the cached root filesystem
 // when there is one), checks that a second build is a no-op and that a new
-// guest binary rebuilds only the initramfs, then boots the image under QEMU
-// on an overlay larger than the base and reads PID 1's progress from the
-// console: modules loaded, root mounted and grown, root switched, agent
-// started.
+// guest binary rebuilds only the initramfs, then boots the image (see
+// checkBoots).
 func TestBuildAndBoot(t *testing.T) {
 	testenv.Require(t, "root", "qemu", "image-tools")
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
@@ -149,7 +150,77 @@ func TestBuildAndBoot(t *testing.T) {
 		t.Errorf("the old initramfs is still there: %v", err)
 	}
 
-	console := bootImage(t, ctx, img3, 10<<30, "agent started")
+	checkBoots(t, ctx, img3)
+}
+
+// checkBoots boots img on an overlay larger than its base and checks what
+// PID 1 and the image promise: the agent answers on the channel with the
+// boot timings PID 1 passed it, the root filesystem fills the overlay, the
+// root password is locked, the guest leaves its OOM score alone, and a
+// shutdown ends the VM. The console must show each step of PID 1.
+func checkBoots(t *testing.T, ctx context.Context, img *Image) {
+	t.Helper()
+	const overlaySize = 10 << 30
+	vm := bootImage(t, ctx, img, overlaySize)
+	c, err := channel.Dial(ctx, vm.channel, channel.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pingCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	pong, err := c.Ping(pingCtx)
+	if err != nil {
+		t.Fatalf("ping: %v; console:\n%s", err, tail(vm.console(), 40))
+	}
+	t.Logf("guest answered %v after QEMU started: %+v", time.Since(vm.started).Round(time.Millisecond), *pong)
+	if pong.Hostname != pid1.Hostname || pong.KernelToInitNs <= 0 || pong.InitToReadyNs <= 0 {
+		t.Errorf("pong: %+v", *pong)
+	}
+
+	checks := []struct {
+		name, script, want string
+	}{
+		{"root grown to the overlay", "df -B1 --output=size / | tail -1", ""},
+		{"M-20 root password locked", "grep '^root:' /etc/shadow | cut -d: -f2", "*"},
+		{"H-9 OOM score untouched", "cat /proc/1/oom_score_adj /proc/self/oom_score_adj | tr '\\n' ' '", "0 0"},
+		{"no SSH server", "ls /usr/sbin/sshd 2>/dev/null | wc -l", "0"},
+		{"loopback up", "cat /sys/class/net/lo/operstate", "unknown"},
+	}
+	for _, ck := range checks {
+		r, err := c.Exec(ctx, protocol.Exec{Argv: []string{"/bin/sh", "-c", ck.script}, MaxOutputBytes: 4096, TimeoutMs: 30000}, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", ck.name, err)
+		}
+		got := strings.TrimSpace(r.Stdout)
+		if r.Exit.ExitCode != 0 {
+			t.Errorf("%s: exit %+v, stderr %q", ck.name, r.Exit, r.Stderr)
+		}
+		if ck.want == "" { // the filesystem size: within a few percent of the disk
+			size, err := strconv.ParseInt(got, 10, 64)
+			if err != nil || size < overlaySize*95/100 {
+				t.Errorf("%s: / is %q bytes on a %d-byte disk", ck.name, got, int64(overlaySize))
+			}
+			continue
+		}
+		if got != ck.want {
+			t.Errorf("%s: got %q, want %q", ck.name, got, ck.want)
+		}
+	}
+
+	if err := c.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-vm.done:
+		vm.exited = true
+		if err != nil {
+			t.Errorf("QEMU after a guest shutdown: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("QEMU still runs 30s after the guest was told to shut down")
+	}
+	console := vm.console()
 	for _, want := range []string{"init started at", "loaded modules", "mounted root", "grew root filesystem", "switched root", "agent started"} {
 		if !hasGuestLine(console, want) {
 			t.Errorf("console lacks PID 1's %q", want)
@@ -167,10 +238,23 @@ func hasGuestLine(console, s string) bool {
 	return false
 }
 
-// bootImage boots img under QEMU (TCG) on a fresh overlay of overlaySize
-// bytes until the console shows until, and returns the console. QEMU is
-// killed before it returns, also on failure.
-func bootImage(t *testing.T, ctx context.Context, img *Image, overlaySize int64, until string) string {
+// testVM is a QEMU booting an image, with its console in a file.
+type testVM struct {
+	consolePath string
+	channel     string
+	started     time.Time
+	done        chan error // QEMU's exit
+	exited      bool
+}
+
+func (vm *testVM) console() string {
+	b, _ := os.ReadFile(vm.consolePath)
+	return string(b)
+}
+
+// bootImage starts img under QEMU (TCG) on a fresh overlay of overlaySize
+// bytes. QEMU is killed when the test ends, unless it has exited.
+func bootImage(t *testing.T, ctx context.Context, img *Image, overlaySize int64) *testVM {
 	t.Helper()
 	dir := t.TempDir()
 	overlay := filepath.Join(dir, "overlay.qcow2")
@@ -182,58 +266,48 @@ func bootImage(t *testing.T, ctx context.Context, img *Image, overlaySize int64,
 	if err != nil {
 		t.Fatal(err)
 	}
-	logPath := filepath.Join(dir, "console.log")
+	vm := &testVM{consolePath: filepath.Join(dir, "console.log"), channel: filepath.Join(dir, "ch.sock"), done: make(chan error, 1)}
 	cmdline := append([]string{"console=ttyS0", "reboot=t", "panic=-1", "i8042.noaux", "i8042.nokbd", "i8042.nopnp",
 		"8250.nr_uarts=1", "pci=off", "tsc_early_khz=" + strconv.FormatInt(tsc, 10)}, img.KernelArgs()...)
 	argv := []string{
 		"-M", "microvm", "-accel", "tcg", "-cpu", "max", "-m", "512", "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none",
 		"-kernel", img.KernelPath(), "-initrd", img.InitrdPath(), "-append", strings.Join(cmdline, " "),
-		"-serial", "file:" + logPath,
+		"-serial", "file:" + vm.consolePath,
 		"-drive", "id=d0,file=" + overlay + ",format=qcow2,if=none", "-device", "virtio-blk-device,drive=d0",
 		"-device", "virtio-serial-device",
-		"-chardev", "socket,id=ch0,path=" + filepath.Join(dir, "ch.sock") + ",server=on,wait=off",
-		"-device", "virtserialport,chardev=ch0,name=org.agentiso.channel.0",
+		"-chardev", "socket,id=ch0,path=" + vm.channel + ",server=on,wait=off",
+		"-device", "virtserialport,chardev=ch0,name=" + protocol.PortName,
 		"-device", "virtio-rng-device",
 	}
 	qctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	start := time.Now()
+	vm.started = time.Now()
 	go func() {
 		_, err := hostcmd.Run(qctx, "qemu-system-x86_64", argv...)
-		done <- err
+		vm.done <- err
 	}()
-	killed := false
-	kill := func() {
-		if !killed {
-			killed = true
-			stop()
-			<-done
+	t.Cleanup(func() {
+		stop()
+		if !vm.exited {
+			<-vm.done
 		}
-	}
-	t.Cleanup(kill)
-
-	deadline := time.Now().Add(90 * time.Second)
-	var console string
+	})
+	// The channel socket exists once QEMU has set up its devices.
+	deadline := time.Now().Add(30 * time.Second)
 	for {
-		b, _ := os.ReadFile(logPath)
-		console = string(b)
-		if strings.Contains(console, until) {
-			t.Logf("%q on the console %v after QEMU started", until, time.Since(start).Round(time.Millisecond))
-			break
+		if _, err := os.Stat(vm.channel); err == nil {
+			return vm
 		}
 		select {
-		case err := <-done:
-			killed = true
-			t.Fatalf("QEMU exited (%v) before %q; console:\n%s", err, until, tail(console, 40))
+		case err := <-vm.done:
+			vm.exited = true
+			t.Fatalf("QEMU exited at start: %v", err)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no %q on the console after 90s; console:\n%s", until, tail(console, 40))
+			t.Fatal("QEMU made no channel socket in 30s")
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
-	kill()
-	return console
 }
 
 func tail(s string, n int) string {
