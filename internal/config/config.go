@@ -47,7 +47,7 @@ type Server struct {
 	DataDir     string `toml:"data_dir" comment:"State database, images, workspace disks and snapshots."`
 	RunDir      string `toml:"run_dir" comment:"Sockets and other runtime files. Keep it short: per-VM sockets live under it."`
 	SocketPath  string `toml:"socket_path" comment:"The daemon's API socket (mode 0660, group socket_group)."`
-	SocketGroup string `toml:"socket_group" comment:"Members of this group may use agentiso."`
+	SocketGroup string `toml:"socket_group" comment:"Members of this group may use agentiso. Empty: root only (socket mode 0600)."`
 	TransferDir string `toml:"transfer_dir" comment:"The only host directory file transfers may read from or write to."`
 	LogLevel    string `toml:"log_level" comment:"debug, info, warn or error."`
 	// StaleSessionSecs is how long a session may go unseen before another

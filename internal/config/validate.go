@@ -58,7 +58,7 @@ func (s Server) validate(p *problems) {
 	if len(s.SocketPath) > MaxSocketPathBytes {
 		p.addf("server.socket_path", "%d bytes is longer than the %d-byte limit of a Unix socket address", len(s.SocketPath), MaxSocketPathBytes)
 	}
-	if !groupName.MatchString(s.SocketGroup) {
+	if s.SocketGroup != "" && !groupName.MatchString(s.SocketGroup) {
 		p.addf("server.socket_group", "%q is not a valid group name", s.SocketGroup)
 	}
 	p.absPath("server.transfer_dir", s.TransferDir)
