@@ -13,6 +13,7 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -161,6 +162,11 @@ func decode(payload []byte) (Message, error) {
 		return nil, ErrFrameTooLarge
 	}
 	if typ, body, ok := splitEnvelope(payload); ok {
+		if typ == TypeData {
+			if m, ok := decodeDataBody(body); ok {
+				return m, nil
+			}
+		}
 		if m, err := decodeBody(typ, body); err == nil {
 			return m, nil
 		}
@@ -192,6 +198,33 @@ func decodeBody(typ Type, body []byte) (Message, error) {
 		}
 	}
 	return m, nil
+}
+
+// decodeDataBody decodes a Data body as Encode writes it,
+// {"bytes":"<base64>"}, straight from base64: uploads are decoded in the
+// guest, where encoding/json's scanning was the slowest part of the whole
+// transfer (65 MB/s natively, ~4 MB/s under TCG). Anything else, including
+// a string with JSON escapes or line breaks (which base64 would skip but
+// JSON refuses), is left to the general path.
+func decodeDataBody(body []byte) (*Data, bool) {
+	rest, ok := bytes.CutPrefix(body, []byte(`{"bytes":"`))
+	if !ok {
+		return nil, false
+	}
+	b64, ok := bytes.CutSuffix(rest, []byte(`"}`))
+	if !ok || bytes.ContainsAny(b64, "\\\r\n\"") {
+		return nil, false
+	}
+	d := &Data{Bytes: make([]byte, base64.StdEncoding.DecodedLen(len(b64)))}
+	n, err := base64.StdEncoding.Decode(d.Bytes, b64)
+	if err != nil {
+		return nil, false
+	}
+	d.Bytes = d.Bytes[:n]
+	if d.validate() != nil {
+		return nil, false
+	}
+	return d, true
 }
 
 // splitEnvelope recognises the envelope exactly as Encode writes it,
