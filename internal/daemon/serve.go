@@ -24,6 +24,10 @@ import (
 // of clients cannot exhaust the daemon's file descriptors.
 const maxConnections = 256
 
+// maxMCPMessage bounds one JSON-RPC message from a client; a longer one ends
+// that connection (and only that one) before it is buffered whole.
+const maxMCPMessage = 32 << 20
+
 // Serve listens on the configured Unix socket and serves one MCP session per
 // connection until ctx ends. VMs keep running after Serve returns.
 func (d *Daemon) Serve(ctx context.Context) error {
@@ -100,7 +104,7 @@ func (d *Daemon) serveConn(ctx context.Context, conn *net.UnixConn) {
 
 	caller := workspace.Caller{SessionID: sess.ID, UID: uid, Actor: "mcp"}
 	server := mcpserver.NewServer(d.mcpDeps, caller)
-	ss, err := server.Connect(ctx, &mcp.IOTransport{Reader: conn, Writer: conn}, nil)
+	ss, err := server.Connect(ctx, &mcp.IOTransport{Reader: conn, Writer: conn, MaxLineLength: maxMCPMessage}, nil)
 	if err != nil {
 		log.Warn("starting MCP session", "err", err)
 		return

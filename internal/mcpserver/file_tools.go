@@ -41,7 +41,7 @@ type fileReadOut struct {
 
 // maxFileWriteBytes bounds file_write content; bigger files go through
 // file_transfer.
-const maxFileWriteBytes = 16 << 20
+const maxFileWriteBytes = 8 << 20
 
 func (t *tools) registerFileTools(s *mcp.Server) {
 	add(t, s, "file_write",

@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"context"
+	"errors"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -207,6 +210,20 @@ func TestBadInput(t *testing.T) {
 	if got := call[readOut](ctx, t, s, "file_read", map[string]any{"workspace_id": ws.ID, "path": "/tmp/big.txt"}); got.Content != bigContent {
 		t.Errorf("3.2 MB file read back with %d bytes", len(got.Content))
 	}
+
+	// An MCP message larger than the daemon accepts ends that connection
+	// only; the session above keeps working.
+	raw, err := net.Dial("unix", d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go raw.Write(append([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"exec","arguments":{"command":"`), make([]byte, 40<<20)...))
+	raw.SetReadDeadline(time.Now().Add(time.Minute))
+	// EOF or a reset both mean the daemon closed it; a timeout means not.
+	if _, err := io.ReadAll(raw); err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("oversized MCP message: the daemon did not close the connection: %v", err)
+	}
+	raw.Close()
 
 	// Still serving.
 	ok := call[execResult](ctx, t, s, "exec", map[string]any{"workspace_id": ws.ID, "command": "echo alive"})
