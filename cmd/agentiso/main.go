@@ -194,6 +194,9 @@ func initCmd(cfgPath *string) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := daemon.PrepareDataDir(cfg); err != nil {
+				return err
+			}
 			if err := buildImage(cmd.Context(), cfg, cfg.ImageDir(), guest, false); err != nil {
 				return err
 			}

@@ -44,10 +44,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	for _, d := range []string{cfg.Server.DataDir, cfg.WorkspacesDir(), disksDir(cfg)} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("creating %s: %w", d, err)
-		}
+	if err := PrepareDataDir(cfg); err != nil {
+		return nil, err
 	}
 	img, err := image.Load(cfg.ImageDir())
 	if err != nil {
@@ -123,6 +121,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		SchemaCache: mcp.NewSchemaCache(),
 	}
 	return d, nil
+}
+
+// PrepareDataDir creates the data directories, private to root: workspace
+// disks, logs and the state database live there.
+func PrepareDataDir(cfg config.Config) error {
+	for _, d := range []string{cfg.Server.DataDir, cfg.WorkspacesDir(), disksDir(cfg)} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("creating %s: %w", d, err)
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
+			return fmt.Errorf("making %s private: %w", d, err)
+		}
+	}
+	return nil
 }
 
 // maxFileReadBytes bounds one file_read answer.
