@@ -9,6 +9,7 @@ package channel
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -94,11 +95,41 @@ func New(conn io.ReadWriteCloser, opts Options) (*Client, error) {
 	cfg.ConnectionWriteTimeout = writeTimeout
 	cfg.LogOutput = nil
 	cfg.Logger = slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn)
-	sess, err := yamux.Client(conn, cfg)
+	// The session starts at the guest's answer to this connection's
+	// hello; whatever the port held before (an older session's bytes) is
+	// skipped. See protocol.HelloSize.
+	var nonce protocol.Nonce
+	rand.Read(nonce[:])
+	if _, err := conn.Write(protocol.Hello(protocol.HostHelloKind, nonce)); err != nil {
+		return nil, closedError("starting the channel session", err)
+	}
+	hc := &helloConn{ReadWriteCloser: conn, sr: protocol.NewSessionReader(conn, protocol.GuestHelloKind), nonce: nonce}
+	sess, err := yamux.Client(hc, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("starting the channel session: %w", err)
 	}
 	return &Client{sess: sess, log: opts.Logger, slots: make(chan struct{}, opts.MaxStreams)}, nil
+}
+
+// helloConn reads the session that follows the guest's hello with nonce,
+// and ends it if another hello comes (the guest began a session for someone
+// else). Only yamux's receive loop reads it.
+type helloConn struct {
+	io.ReadWriteCloser
+	sr      *protocol.SessionReader
+	nonce   protocol.Nonce
+	started bool
+}
+
+func (c *helloConn) Read(p []byte) (int, error) {
+	for !c.started {
+		n, err := c.sr.Next()
+		if err != nil {
+			return 0, err
+		}
+		c.started = n == c.nonce
+	}
+	return c.sr.Read(p)
 }
 
 // Close ends the session; calls in flight fail, and the guest kills the

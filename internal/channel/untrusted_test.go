@@ -19,14 +19,23 @@ import (
 func hostileGuest(t *testing.T, answer func(req protocol.Message) []protocol.Message) *channel.Client {
 	t.Helper()
 	hostConn, guestConn := socketPair(t)
-	cfg := yamux.DefaultConfig()
-	cfg.LogOutput = io.Discard
-	sess, err := yamux.Server(guestConn, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sess.Close() })
+	t.Cleanup(func() { guestConn.Close() })
 	go func() {
+		// The guest's side of the handshake, then a yamux server.
+		hello := make([]byte, protocol.HelloSize)
+		if _, err := io.ReadFull(guestConn, hello); err != nil {
+			return
+		}
+		var n protocol.Nonce
+		copy(n[:], hello[len(hello)-len(n):])
+		guestConn.Write(append([]byte("junk before the hello is skipped"), protocol.Hello(protocol.GuestHelloKind, n)...))
+		cfg := yamux.DefaultConfig()
+		cfg.LogOutput = io.Discard
+		sess, err := yamux.Server(guestConn, cfg)
+		if err != nil {
+			return
+		}
+		defer sess.Close()
 		for {
 			st, err := sess.AcceptStream()
 			if err != nil {

@@ -132,16 +132,99 @@ func NewAgent(opts Options) *Agent {
 	}
 }
 
-// Serve runs one channel session over conn: the host is the yamux client,
-// the agent the server. It returns when conn ends (nil: the host went away)
-// or ctx is done, after every request of the session has finished. It
-// always closes conn.
-func (a *Agent) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
-	_, err := a.serve(ctx, conn)
+// Serve serves host sessions over conn until conn ends or ctx is done, and
+// closes conn. Every session starts at a host's hello (see
+// protocol.HostHello): the agent ends the session it had, answers with its
+// own hello and runs a yamux server (the host is the client) for the new
+// one. It returns nil when conn ends.
+func (a *Agent) Serve(ctx context.Context, conn Conn) error {
+	defer conn.Close()
+	err := a.serveSessions(ctx, conn, false)
+	if ctx.Err() != nil {
+		return nil
+	}
 	return err
 }
 
-// serve is Serve that also says how many requests the session carried.
+// Conn is the byte stream the channel runs over: the virtio-serial port in
+// the VM, a socket in tests. Deadlines end a session's reads and writes
+// without closing the stream, which outlives sessions.
+type Conn interface {
+	io.ReadWriteCloser
+	SetDeadline(t time.Time) error
+}
+
+// serveSessions serves one session after another on conn. When conn reports
+// its end (no host is connected to the port), it waits and reads on if
+// retry is set, and returns nil otherwise.
+func (a *Agent) serveSessions(ctx context.Context, conn Conn, retry bool) error {
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	sr := protocol.NewSessionReader(conn, protocol.HostHelloKind)
+	var delay time.Duration
+	for {
+		nonce, err := sr.Next()
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, io.EOF):
+			if !retry {
+				return nil
+			}
+			// While no host is connected a read on the port returns at
+			// once: pause, longer each time, rather than spin.
+			delay = min(max(2*delay, minRetryDelay), maxRetryDelay)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(delay):
+			}
+			continue
+		case err != nil:
+			return fmt.Errorf("waiting for a host: %w", err)
+		}
+		delay = 0
+		served, err := a.session(ctx, conn, sr, nonce)
+		if err != nil {
+			// A broken session (a host that spoke garbage) ends; the
+			// stream goes on to the next hello.
+			a.log.Warn("host session failed", "requests", served, "err", err)
+		} else {
+			a.log.Info("host session ended", "requests", served)
+		}
+		// The session's teardown passed the deadlines; the next one
+		// starts without (unless ctx has ended meanwhile).
+		conn.SetDeadline(time.Time{})
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// session answers a host's hello and serves the session that follows it.
+func (a *Agent) session(ctx context.Context, conn Conn, sr *protocol.SessionReader, nonce protocol.Nonce) (int, error) {
+	conn.SetDeadline(time.Now().Add(writeTimeout))
+	if _, err := conn.Write(protocol.Hello(protocol.GuestHelloKind, nonce)); err != nil {
+		a.log.Warn("answering a host's hello", "err", err)
+		return 0, nil // the host is gone already; wait for the next
+	}
+	conn.SetDeadline(time.Time{})
+	return a.serve(ctx, &sessionConn{Reader: sr, conn: conn})
+}
+
+// sessionConn is one session's view of the stream: its reads end at the
+// next hello, and closing it ends pending reads and writes but leaves the
+// stream open for the next session.
+type sessionConn struct {
+	io.Reader
+	conn Conn
+}
+
+func (c *sessionConn) Write(p []byte) (int, error) { return c.conn.Write(p) }
+func (c *sessionConn) Close() error                { return c.conn.SetDeadline(time.Unix(1, 0)) }
+
+// serve runs one yamux session over conn and says how many requests it
+// carried. It returns when the session ends, after its requests have.
 func (a *Agent) serve(ctx context.Context, conn io.ReadWriteCloser) (int, error) {
 	sess, err := yamux.Server(conn, yamuxConfig(a.log))
 	if err != nil {

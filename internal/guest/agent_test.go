@@ -1,6 +1,7 @@
 package guest
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"io"
@@ -55,6 +56,17 @@ func rawSession(t *testing.T, opts Options) *yamux.Session {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- a.Serve(ctx, guestConn) }()
+	// The host's side of the session handshake.
+	nonce := protocol.Nonce{4, 2}
+	hostConn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := hostConn.Write(protocol.Hello(protocol.HostHelloKind, nonce)); err != nil {
+		t.Fatal(err)
+	}
+	answer := make([]byte, protocol.HelloSize)
+	if _, err := io.ReadFull(hostConn, answer); err != nil || !bytes.Equal(answer, protocol.Hello(protocol.GuestHelloKind, nonce)) {
+		t.Fatalf("the agent answered the hello with %q, %v", answer, err)
+	}
+	hostConn.SetDeadline(time.Time{})
 	cfg := yamux.DefaultConfig()
 	cfg.LogOutput = io.Discard
 	sess, err := yamux.Client(hostConn, cfg)

@@ -2,6 +2,7 @@ package guest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,10 +17,10 @@ import (
 // a name file. There is no udev in the guest, so no /dev/virtio-ports links.
 const SysVirtioPorts = "/sys/class/virtio-ports"
 
-// Backoff between sessions on the port. While no host is connected a read
-// on the port returns 0 bytes at once, so each attempt ends immediately;
-// the pause doubles up to maxRetryDelay and starts over after a session
-// that carried requests.
+// Pauses of the port loop. While no host is connected a read on the port
+// returns 0 bytes at once; the pause between reads doubles up to
+// maxRetryDelay and starts over after a session. Reopening a port that
+// failed waits maxRetryDelay.
 const (
 	minRetryDelay = 20 * time.Millisecond
 	maxRetryDelay = 250 * time.Millisecond
@@ -27,51 +28,48 @@ const (
 
 // ServePort serves the host channel on the virtio-serial port named
 // protocol.PortName, found in sysDir (SysVirtioPorts) with its device in
-// devDir (/dev), until ctx is done. Each host connection is one session;
-// when the host goes (a daemon restart), the port is closed and opened
-// again for the next one.
+// devDir (/dev), until ctx is done. The port stays open across sessions:
+// closing it would discard what a reconnecting host has already sent.
 func (a *Agent) ServePort(ctx context.Context, sysDir, devDir string) error {
-	var delay time.Duration
 	lastErr := ""
 	for {
-		served, err := a.servePortOnce(ctx, sysDir, devDir)
+		err := a.servePortOnce(ctx, sysDir, devDir)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		// The same failure again and again (no port yet) is logged once.
-		msg := ""
-		if err != nil {
-			msg = err.Error()
-			if msg != lastErr {
-				a.log.Warn("serving the host channel, retrying", "err", err)
-			}
+		if msg := err.Error(); msg != lastErr {
+			a.log.Warn("serving the host channel, retrying", "err", err)
+			lastErr = msg
 		}
-		lastErr = msg
-		if served > 0 {
-			a.log.Info("host session ended", "requests", served)
-			delay = 0
-		}
-		delay = min(max(2*delay, minRetryDelay), maxRetryDelay)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(delay):
+		case <-time.After(maxRetryDelay):
 		}
 	}
 }
 
-// servePortOnce opens the port and serves one session on it.
-func (a *Agent) servePortOnce(ctx context.Context, sysDir, devDir string) (int, error) {
+// servePortOnce opens the port and serves sessions on it until it fails.
+func (a *Agent) servePortOnce(ctx context.Context, sysDir, devDir string) error {
 	dev, err := findPort(sysDir, devDir, protocol.PortName)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	// Pollable: closing the file (when the session ends) wakes a read.
+	// Pollable, so deadlines work on it.
 	f, err := os.OpenFile(dev, os.O_RDWR, 0)
 	if err != nil {
-		return 0, fmt.Errorf("opening the channel port: %w", err)
+		return fmt.Errorf("opening the channel port: %w", err)
 	}
-	return a.serve(ctx, f)
+	defer f.Close()
+	if err := f.SetDeadline(time.Time{}); err != nil {
+		return fmt.Errorf("channel port %s: %w", dev, err)
+	}
+	err = a.serveSessions(ctx, f, true)
+	if err == nil {
+		err = errors.New("the channel port ended")
+	}
+	return err
 }
 
 // findPort returns the device of the virtio-serial port called name.
