@@ -3,6 +3,7 @@ package channel_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -142,6 +143,27 @@ func TestM10_ExecOutputStreamedAndBounded(t *testing.T) {
 	lines := strings.Split(strings.TrimSuffix(res.Stdout, "\n"), "\n")
 	if res.Truncated || len(lines) != 300000 || lines[299999] != "300000" {
 		t.Errorf("seq output: %d lines, truncated %v", len(lines), res.Truncated)
+	}
+}
+
+// Output still queued when the command exits is all delivered, however
+// slowly the host reads it: only a pipe held open and idle by a process in
+// the background is given up on. Here the host stops reading at the first
+// chunk, so the command's last bytes are still in its pipe when it exits.
+func TestExecOutputCompleteWithASlowHost(t *testing.T) {
+	p := newPair(t, guest.Options{}, channel.Options{})
+	const size = channel.DefaultStreamWindow + 50000 // fits the window, a chunk and the pipe
+	req := sh(fmt.Sprintf(`head -c %d /dev/zero | tr '\0' a`, size))
+	req.MaxOutputBytes = 4 << 20
+	var once sync.Once
+	res, err := p.c.Exec(testCtx(t), req, func(protocol.Stream, string) {
+		once.Do(func() { time.Sleep(time.Second) })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Stdout) != size || res.Truncated {
+		t.Errorf("got %d of %d bytes (truncated %v)", len(res.Stdout), size, res.Truncated)
 	}
 }
 

@@ -92,12 +92,20 @@ func (a *Agent) runCommand(st net.Conn, req *protocol.Exec) (*protocol.Exit, err
 		defer sendMu.Unlock()
 		return send(st, m)
 	}
-	stdout := &outputWriter{stream: protocol.Stdout, left: req.MaxOutputBytes, send: sendOut}
-	stderr := &outputWriter{stream: protocol.Stderr, left: req.MaxOutputBytes, send: sendOut}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	// Output is read while the command runs (exec.Cmd copies the pipes in
-	// goroutines as they fill); once it has exited, pipes still held open
-	// by what it left behind are read for OutputGrace, then closed.
+	stdout, err := newOutputPipe(&outputWriter{stream: protocol.Stdout, left: req.MaxOutputBytes, send: sendOut}, a.opts.OutputGrace)
+	if err != nil {
+		return nil, err
+	}
+	defer stdout.close()
+	stderr, err := newOutputPipe(&outputWriter{stream: protocol.Stderr, left: req.MaxOutputBytes, send: sendOut}, a.opts.OutputGrace)
+	if err != nil {
+		return nil, err
+	}
+	defer stderr.close()
+	cmd.Stdout, cmd.Stderr = stdout.child, stderr.child
+	// exec.Cmd copies stdin in a goroutine; with a WaitDelay, Wait closes
+	// that pipe once the command has exited rather than wait for a process
+	// it left holding stdin unread.
 	cmd.WaitDelay = a.opts.OutputGrace
 
 	start := time.Now()
@@ -105,6 +113,13 @@ func (a *Agent) runCommand(st net.Conn, req *protocol.Exec) (*protocol.Exit, err
 		return nil, errdefs.With(classOf(err), fmt.Sprintf("starting %s: %s", req.Argv[0], errText(err)), err)
 	}
 	g := &group{pgid: cmd.Process.Pid}
+	// The command has its copies; the pipes end when it and whatever it
+	// started have closed theirs.
+	stdout.child.Close()
+	stderr.child.Close()
+	// Output is read while the command runs, as it comes.
+	go stdout.forward()
+	go stderr.forward()
 
 	var timedOut atomic.Bool
 	if req.TimeoutMs > 0 {
@@ -122,9 +137,9 @@ func (a *Agent) runCommand(st net.Conn, req *protocol.Exec) (*protocol.Exit, err
 	}()
 
 	waitErr := cmd.Wait()
+	stdout.drain()
+	stderr.drain()
 	g.exited()
-	stdout.flush()
-	stderr.flush()
 	stopWatching.Store(true)
 	st.SetReadDeadline(time.Unix(1, 0))
 	<-watched
@@ -135,7 +150,7 @@ func (a *Agent) runCommand(st net.Conn, req *protocol.Exec) (*protocol.Exit, err
 	exit := &protocol.Exit{
 		ExitCode:   cmd.ProcessState.ExitCode(),
 		TimedOut:   timedOut.Load(),
-		Truncated:  stdout.truncated || stderr.truncated,
+		Truncated:  stdout.out.truncated || stderr.out.truncated,
 		DurationMs: time.Since(start).Milliseconds(),
 	}
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
@@ -197,6 +212,75 @@ func (g *group) exited() {
 	g.mu.Unlock()
 }
 
+// maxDrain bounds how long output is still forwarded after the command
+// exits, should something it left behind keep writing.
+const maxDrain = 10 * time.Second
+
+// outputPipe carries one output stream of a command to an outputWriter.
+// The agent reads the pipe itself, rather than letting exec.Cmd copy it,
+// to tell output still queued in the pipe (always delivered) from a pipe
+// held open, idle, by a process the command left in the background (not
+// waited for).
+type outputPipe struct {
+	child *os.File // the command's end
+	r     *os.File
+	out   *outputWriter
+
+	grace    time.Duration
+	draining atomic.Bool
+	done     chan struct{}
+}
+
+func newOutputPipe(out *outputWriter, grace time.Duration) (*outputPipe, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("creating an output pipe: %w", err)
+	}
+	return &outputPipe{child: w, r: r, out: out, grace: grace, done: make(chan struct{})}, nil
+}
+
+// forward copies the pipe to the writer until the pipe ends, the writer
+// fails (the host is gone) or, once draining, the pipe stays empty for the
+// grace period.
+func (p *outputPipe) forward() {
+	defer close(p.done)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := p.r.Read(buf)
+		if n > 0 {
+			if _, err := p.out.Write(buf[:n]); err != nil {
+				return
+			}
+			if p.draining.Load() {
+				p.r.SetReadDeadline(time.Now().Add(p.grace))
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// drain waits, after the command has exited, for its remaining output:
+// until the pipe ends, or has been empty for grace, or maxDrain passed.
+func (p *outputPipe) drain() {
+	p.draining.Store(true)
+	p.r.SetReadDeadline(time.Now().Add(p.grace))
+	select {
+	case <-p.done:
+	case <-time.After(maxDrain):
+		p.r.Close() // ends a read; a send to a slow host ends by its own deadline
+		<-p.done
+	}
+	p.out.flush()
+}
+
+// close releases the pipe (and the command's end, if it never started).
+func (p *outputPipe) close() {
+	p.child.Close()
+	p.r.Close()
+}
+
 // outputWriter forwards one output stream of a command as Output messages:
 // chunks of at most ChunkSize bytes that never end inside a UTF-8 sequence,
 // at most left bytes in all. Past that it keeps accepting, and drops, what
@@ -213,7 +297,7 @@ type outputWriter struct {
 	err       error // the first failed send; the command's output goes nowhere
 }
 
-// Write implements io.Writer for exec.Cmd's pipe copying.
+// Write implements io.Writer.
 func (w *outputWriter) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 && w.err == nil && !w.truncated {
