@@ -204,6 +204,13 @@ func isZombie(stat string) bool {
 // client connects a real MCP client through `agentiso mcp` over stdio.
 func (d *daemon) client(ctx context.Context) *mcp.ClientSession {
 	d.t.Helper()
+	s, _ := d.clientCmd(ctx)
+	return s
+}
+
+// clientCmd is client, also returning the shim process it launched.
+func (d *daemon) clientCmd(ctx context.Context) (*mcp.ClientSession, *exec.Cmd) {
+	d.t.Helper()
 	c := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil)
 	cmd := exec.Command(d.bin, "mcp", "--config", d.configPath)
 	cmd.Stderr = os.Stderr
@@ -212,8 +219,11 @@ func (d *daemon) client(ctx context.Context) *mcp.ClientSession {
 		d.t.Fatalf("connecting MCP client: %v", err)
 	}
 	d.t.Cleanup(func() { s.Close() })
-	return s
+	return s, cmd
 }
+
+// statePath is the daemon's state database.
+func (d *daemon) statePath() string { return filepath.Join(d.dir, "data", "state.db") }
 
 // call invokes a tool that must succeed and decodes its structured result.
 func call[T any](ctx context.Context, t *testing.T, s *mcp.ClientSession, tool string, args map[string]any) T {
