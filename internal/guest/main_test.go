@@ -1,0 +1,12 @@
+package guest
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// Every session and command a test starts ends with it.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
