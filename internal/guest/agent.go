@@ -134,7 +134,7 @@ func NewAgent(opts Options) *Agent {
 
 // Serve serves host sessions over conn until conn ends or ctx is done, and
 // closes conn. Every session starts at a host's hello (see
-// protocol.HostHello): the agent ends the session it had, answers with its
+// protocol.HelloSize): the agent ends the session it had, answers with its
 // own hello and runs a yamux server (the host is the client) for the new
 // one. It returns nil when conn ends.
 func (a *Agent) Serve(ctx context.Context, conn Conn) error {

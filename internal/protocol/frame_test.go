@@ -169,7 +169,8 @@ func TestEncodeRefusesInvalidFields(t *testing.T) {
 	}
 }
 
-func TestEncodeRefusesOversizedFrame(t *testing.T) {
+// L-10: the sender checks the frame limit too, so a peer never has to.
+func TestL10_EncodeRefusesOversizedFrame(t *testing.T) {
 	for _, m := range []Message{
 		&Pong{Hostname: strings.Repeat("x", MaxFrameSize)},
 		// Each NUL is escaped as \u0000: 6 bytes on the wire per byte.
@@ -215,7 +216,8 @@ func header(n uint32) []byte {
 	return binary.BigEndian.AppendUint32(nil, n)
 }
 
-func TestReadRefusesOversizedHeaderBeforeAllocating(t *testing.T) {
+// M-12: a frame's declared length is checked before anything is allocated.
+func TestM12_ReadRefusesOversizedFrameBeforeAllocating(t *testing.T) {
 	for _, n := range []uint32{MaxFrameSize + 1, 2 << 30, 1<<32 - 1} {
 		before := totalAlloc()
 		_, err := Read(&headerOnly{t: t, hdr: header(n)})
@@ -229,9 +231,10 @@ func TestReadRefusesOversizedHeaderBeforeAllocating(t *testing.T) {
 	}
 }
 
-func TestReadAllocatesAsDataArrives(t *testing.T) {
-	// A frame at the limit whose body never comes costs the eager buffer,
-	// not the full size.
+// M-12: a frame at the limit whose body never comes costs the eager
+// buffer, not the full size, so many streams announcing big frames cannot
+// make a peer allocate for them.
+func TestM12_ReadAllocatesAsDataArrives(t *testing.T) {
 	r := io.MultiReader(bytes.NewReader(header(MaxFrameSize)), strings.NewReader("{"))
 	before := totalAlloc()
 	_, err := Read(r)
