@@ -19,7 +19,7 @@ import (
 // with its boot measurements in the environment, and restarts it if it
 // dies. The log goes to stderr, which PID 1 points at the console.
 func Main() int {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "agent")
+	log := pid1.NewConsoleLogger(os.Stderr).With("component", "agent")
 	a := NewAgent(Options{
 		Logger:       log,
 		KernelToInit: envDuration(log, pid1.EnvKernelToInitNs),

@@ -16,9 +16,10 @@ import (
 // the kernel's in the console log the host keeps.
 const consolePrefix = "agentiso-guest: "
 
-// newConsoleLogger logs to the console. The wall clock is meaningless this
+// NewConsoleLogger logs to the console. The wall clock is meaningless this
 // early (it may not even be set), so each record carries the time since boot.
-func newConsoleLogger(w io.Writer) *slog.Logger {
+// The agent logs the same way, so the console log reads as one.
+func NewConsoleLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(&prefixWriter{w: w, prefix: consolePrefix}, &slog.HandlerOptions{
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			if len(groups) == 0 && a.Key == slog.TimeKey {

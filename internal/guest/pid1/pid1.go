@@ -57,7 +57,7 @@ const rootDeviceTimeout = 10 * time.Second
 // the console and reboots, which ends the VM (QEMU runs with -no-reboot).
 func Main() {
 	start := bootTime()
-	log := newConsoleLogger(os.Stderr)
+	log := NewConsoleLogger(os.Stderr)
 	defer func() {
 		if r := recover(); r != nil {
 			fatal(log, fmt.Errorf("panic: %v\n%s", r, debug.Stack()))

@@ -127,7 +127,7 @@ func TestDescribeExit(t *testing.T) {
 
 func TestConsoleLoggerPrefixesEveryRecord(t *testing.T) {
 	var buf bytes.Buffer
-	log := newConsoleLogger(&buf)
+	log := NewConsoleLogger(&buf)
 	log.Info("init started")
 	log.Error("fatal", "err", "boom")
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
