@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -198,4 +199,41 @@ func TestQuotaRefusals(t *testing.T) {
 		t.Fatalf("adopt within the quota: %+v", r)
 	}
 	call[map[string]any](ctx, t, b, "workspace_destroy", map[string]any{"workspace_id": q1.ID})
+}
+
+// TestAdoptAfterDaemonCrash checks that a daemon killed with its sessions
+// open does not leave their workspaces hidden behind sessions that can
+// never come back: the next daemon ends those sessions when it starts, and
+// the agent, reconnecting, adopts its workspace without force, data intact.
+func TestAdoptAfterDaemonCrash(t *testing.T) {
+	d := startDaemon(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	a := d.client(ctx)
+	ws := call[wsInfo](ctx, t, a, "workspace_create", map[string]any{"name": "survivor"})
+	call[map[string]any](ctx, t, a, "file_write", map[string]any{"workspace_id": ws.ID, "path": "/root/mark", "content": "before the crash\n"})
+
+	if err := d.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-d.exited
+	d.cmd = nil
+	// The dead daemon's socket file is left behind; start waits for the
+	// new one.
+	os.Remove(d.socket)
+	d.start()
+
+	b := d.client(ctx)
+	l := call[listed](ctx, t, b, "workspace_list", map[string]any{})
+	if l.Count != 1 || l.Workspaces[0].ID != ws.ID || l.Workspaces[0].Owned || l.Workspaces[0].State != "running" {
+		t.Fatalf("after the crash the new session lists %+v, want survivor as a running orphan", l)
+	}
+	r := call[adoptOut](ctx, t, b, "workspace_adopt", map[string]any{})
+	if r.Count != 1 || r.Adopted[0].ID != ws.ID {
+		t.Fatalf("adopting after the crash: %+v", r)
+	}
+	if got := call[execResult](ctx, t, b, "exec", map[string]any{"workspace_id": ws.ID, "command": "cat /root/mark"}); got.Stdout != "before the crash\n" {
+		t.Fatalf("after adopting: %q", got.Stdout)
+	}
+	call[map[string]any](ctx, t, b, "workspace_destroy", map[string]any{"workspace_id": ws.ID})
 }
