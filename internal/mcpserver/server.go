@@ -85,7 +85,9 @@ func NewServer(d Deps, caller workspace.Caller) *mcp.Server {
 		&mcp.ServerOptions{
 			Instructions: "agentiso gives you isolated Linux workspaces (microVMs). " +
 				"Create one with workspace_create, run commands with exec, read and write files " +
-				"with file_read and file_write, and destroy it when done.",
+				"with file_read and file_write, and destroy it when done. " +
+				"Workspaces listed with owned: false were left by a session that ended (yours, " +
+				"before a reconnect): take them back with workspace_adopt.",
 			SchemaCache:  d.SchemaCache,
 			Capabilities: &mcp.ServerCapabilities{},
 		})
