@@ -161,6 +161,9 @@ func (m *Manager) Start(ctx context.Context, c Caller, ref string) (*Info, error
 	if w, err = m.store.GetWorkspace(ctx, w.ID); err != nil {
 		return nil, err
 	}
+	if w.Owner != c.SessionID { // adopted by another session meanwhile
+		return nil, errNoWorkspace()
+	}
 	switch w.State {
 	case state.WorkspaceStopped, state.WorkspaceError:
 	case state.WorkspaceRunning:
@@ -203,6 +206,9 @@ func (m *Manager) Stop(ctx context.Context, c Caller, ref string) (*Info, error)
 	if w, err = m.store.GetWorkspace(ctx, w.ID); err != nil {
 		return nil, err
 	}
+	if w.Owner != c.SessionID { // adopted by another session meanwhile
+		return nil, errNoWorkspace()
+	}
 	if w.State != state.WorkspaceRunning {
 		return nil, errdefs.Conflictf("workspace_id: the workspace is %s, not running", displayState(w.State))
 	}
@@ -236,6 +242,9 @@ func (m *Manager) Destroy(ctx context.Context, c Caller, ref string) error {
 	unlock := m.lock(w.ID)
 	defer unlock()
 	if _, err := m.store.UpdateWorkspace(ctx, w.ID, func(r *state.Workspace) error {
+		if r.Owner != c.SessionID { // adopted by another session meanwhile
+			return errNoWorkspace()
+		}
 		r.State = state.WorkspaceDestroying
 		return nil
 	}); err != nil {
