@@ -210,7 +210,9 @@ func (d *Document) Delete(key string) (bool, error) {
 			return false, err
 		}
 		if !yamlHolds(text, want) {
-			return false, fmt.Errorf("deleting frontmatter key %q: the rewritten YAML does not hold the remaining keys", key)
+			return false, errdefs.With(errdefs.Conflict,
+				fmt.Sprintf("key: %s cannot be deleted without changing other keys that refer to it (YAML anchors); change the note's text with write or replace", key),
+				fmt.Errorf("deleting frontmatter key %q: the rewritten YAML does not hold the remaining keys", key))
 		}
 	}
 	d.yaml = text
@@ -243,11 +245,18 @@ func (d *Document) setNode(key string, vn *yaml.Node) error {
 	if want[key], err = nodeValue(vn, &budget); err != nil {
 		return err
 	}
-	text, ok, err := d.spliceSet(m, key, vn, nl)
+	candidates, err := d.spliceSet(m, key, vn, nl)
 	if err != nil {
 		return err
 	}
-	if !ok || !yamlHolds(text, want) {
+	text, ok := "", false
+	for _, c := range candidates {
+		if yamlHolds(c, want) {
+			text, ok = c, true
+			break
+		}
+	}
+	if !ok {
 		// The block is in a form the line splice does not handle (a flow
 		// mapping, an indented one, a value that continues at column 0):
 		// re-encode it whole. Comments survive; formatting may not.
@@ -267,40 +276,46 @@ func (d *Document) setNode(key string, vn *yaml.Node) error {
 			return err
 		}
 		if !yamlHolds(text, want) {
-			return fmt.Errorf("setting frontmatter key %q: the rewritten YAML does not hold the expected keys", key)
+			// In practice: the value is an anchor that aliases elsewhere
+			// refer to, which no rewrite of this key alone can keep.
+			return errdefs.With(errdefs.Conflict,
+				fmt.Sprintf("key: %s cannot be set without changing other keys that refer to it (YAML anchors); change the note's text with write or replace", key),
+				fmt.Errorf("setting frontmatter key %q: the rewritten YAML does not hold the expected keys", key))
 		}
 	}
 	d.yaml = text
 	return nil
 }
 
-// spliceSet returns the frontmatter text with key set to vn by replacing
-// only the lines of that key (or appending it), and false when the block is
-// not a plain block mapping at column 1.
-func (d *Document) spliceSet(m *yaml.Node, key string, vn *yaml.Node, nl string) (string, bool, error) {
+// spliceSet returns candidate frontmatter texts with key set to vn, best
+// first: the value replaced within its line, the lines of that key replaced
+// (or the key appended). It returns none when the block is not a plain
+// block mapping at column 1. The caller keeps the first candidate that
+// parses to the expected values.
+func (d *Document) spliceSet(m *yaml.Node, key string, vn *yaml.Node, nl string) ([]string, error) {
 	if m == nil {
 		// An empty block, or one holding only comments, gets the entry at
 		// its end. (A null written some other way, "~" or a tag, is
 		// re-encoded.)
 		if !onlyComments(d.yaml) {
-			return "", false, nil
+			return nil, nil
 		}
 		entry, err := renderEntry(keyNode(key), vn, nl)
 		if err != nil {
-			return "", false, err
+			return nil, err
 		}
-		return withEOL(d.yaml, nl) + entry, true, nil
+		return []string{withEOL(d.yaml, nl) + entry}, nil
 	}
 	if !isPlainBlock(m, d.yaml) {
-		return "", false, nil
+		return nil, nil
 	}
 	i := findKey(m, key)
 	if i < 0 {
 		entry, err := renderEntry(keyNode(key), vn, nl)
 		if err != nil {
-			return "", false, err
+			return nil, err
 		}
-		return withEOL(d.yaml, nl) + entry, true, nil
+		return []string{withEOL(d.yaml, nl) + entry}, nil
 	}
 	k, old := *m.Content[i], m.Content[i+1]
 	k.HeadComment, k.LineComment, k.FootComment = "", "", ""
@@ -317,11 +332,74 @@ func (d *Document) spliceSet(m *yaml.Node, key string, vn *yaml.Node, nl string)
 	}
 	entry, err := renderEntry(&k, &v, nl)
 	if err != nil {
-		return "", false, err
+		return nil, err
 	}
 	lines := splitLines(d.yaml)
 	start, end := entryLines(lines, k.Line, nextKeyLine(m, i))
-	return strings.Join(lines[:start], "") + entry + strings.Join(lines[end:], ""), true, nil
+	whole := strings.Join(lines[:start], "") + entry + strings.Join(lines[end:], "")
+	if end-start == 1 {
+		if line, ok := spliceScalar(lines[start], old, vn); ok {
+			return []string{strings.Join(lines[:start], "") + line + strings.Join(lines[end:], ""), whole}, nil
+		}
+	}
+	return []string{whole}, nil
+}
+
+// spliceScalar returns line, which holds the one-line scalar old, with old
+// replaced by the scalar vn written on one line: everything else on the
+// line (spacing, a comment) stays.
+func spliceScalar(line string, old, vn *yaml.Node) (string, bool) {
+	if old.Kind != yaml.ScalarNode || vn.Kind != yaml.ScalarNode || old.Anchor != "" ||
+		old.Style&(yaml.TaggedStyle|yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
+		return "", false
+	}
+	runes := []rune(line)
+	if old.Column < 1 || old.Column > len(runes) {
+		return "", false
+	}
+	startAt := len(string(runes[:old.Column-1]))
+	n := rawScalarLen(line[startAt:], old)
+	if n <= 0 {
+		return "", false
+	}
+	b, err := yaml.Marshal(vn)
+	if err != nil {
+		return "", false
+	}
+	text := strings.TrimSuffix(string(b), "\n")
+	if text == "" || strings.ContainsAny(text, "\r\n") {
+		return "", false
+	}
+	return line[:startAt] + text + line[startAt+n:], true
+}
+
+// rawScalarLen returns the length of the source text of the one-line
+// scalar n at the start of s, or 0 when it cannot tell.
+func rawScalarLen(s string, n *yaml.Node) int {
+	switch {
+	case n.Style&yaml.DoubleQuotedStyle != 0:
+		for i := 1; i < len(s); i++ {
+			switch s[i] {
+			case '\\':
+				i++
+			case '"':
+				return i + 1
+			}
+		}
+	case n.Style&yaml.SingleQuotedStyle != 0:
+		for i := 1; i < len(s); i++ {
+			if s[i] == '\'' {
+				if i+1 < len(s) && s[i+1] == '\'' {
+					i++
+					continue
+				}
+				return i + 1
+			}
+		}
+	case n.Style == 0 && strings.HasPrefix(s, n.Value) && n.Value != "":
+		return len(n.Value)
+	}
+	return 0
 }
 
 // spliceDelete returns the frontmatter text without the lines of the i-th

@@ -98,6 +98,18 @@ func TestSetChangesOnlyThatKey(t *testing.T) {
 		{"scalar keeps comments around it",
 			"---\n# about\ntitle: Old # why\n# next\nstatus: open\n---\nbody\n", "title", "New",
 			"---\n# about\ntitle: New # why\n# next\nstatus: open\n---\nbody\n"},
+		{"spacing before a comment kept",
+			"---\nstatus: open    # why\n---\n", "status", "done",
+			"---\nstatus: done    # why\n---\n"},
+		{"double-quoted value with # inside",
+			"---\na: \"x # y\"  # c\nb: 1\n---\n", "a", "new",
+			"---\na: new  # c\nb: 1\n---\n"},
+		{"single-quoted value",
+			"---\nb: 'it''s'  # d\n---\n", "b", "z",
+			"---\nb: z  # d\n---\n"},
+		{"non-ASCII key and value",
+			"---\nclé: été   # saison\n---\n", "clé", "hiver",
+			"---\nclé: hiver   # saison\n---\n"},
 		{"list value replaced, neighbours untouched",
 			"---\na: 1\ndeps:\n  - x\n  - y\n\nz:   'q'\n---\n", "deps", []any{"x"},
 			"---\na: 1\ndeps:\n  - x\n\nz:   'q'\n---\n"},
@@ -145,6 +157,25 @@ func TestSetChangesOnlyThatKey(t *testing.T) {
 				t.Errorf("Set(%q, %#v):\n got %q\nwant %q", tt.key, tt.value, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestSetRefusesAnAnchorOthersReferTo(t *testing.T) {
+	const note = "---\na: &x 1  # c\nb: *x\n---\n"
+	d := ParseDocument([]byte(note))
+	if err := d.Set("a", 2); !errdefs.Is(err, errdefs.Conflict) || !strings.HasPrefix(errdefs.Public(err), "key: a ") {
+		t.Errorf("Set of an aliased anchor = %v, want a Conflict naming the key", err)
+	}
+	if string(d.Bytes()) != note {
+		t.Errorf("refused Set changed the note: %q", d.Bytes())
+	}
+	// An anchor nobody refers to is just a value.
+	d = ParseDocument([]byte("---\na: &x 1  # c\n---\n"))
+	if err := d.Set("a", 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(d.Bytes()); got != "---\na: 2 # c\n---\n" {
+		t.Errorf("got %q", got)
 	}
 }
 
