@@ -43,6 +43,9 @@ type ExecLimits struct {
 type Deps struct {
 	Workspaces Workspaces
 	Exec       ExecLimits
+	// Vault is the shared knowledge base; nil when the configuration
+	// disables it (the vault tool then says so).
+	Vault Vault
 	// Audit, when set, receives every tool call.
 	Audit  func(ctx context.Context, r AuditRecord)
 	Logger *slog.Logger
@@ -75,7 +78,8 @@ func NewServer(d Deps, caller workspace.Caller) *mcp.Server {
 		&mcp.ServerOptions{
 			Instructions: "agentiso gives you isolated Linux workspaces (microVMs). " +
 				"Create one with workspace_create, run commands with exec, read and write files " +
-				"with file_read and file_write, and destroy it when done.",
+				"with file_read and file_write, and destroy it when done. The vault tool is a markdown " +
+				"knowledge base on the host, shared by every session, that needs no workspace.",
 			SchemaCache:  d.SchemaCache,
 			Capabilities: &mcp.ServerCapabilities{},
 		})
@@ -130,4 +134,5 @@ func (t *tools) register(s *mcp.Server) {
 	t.registerWorkspaceTools(s)
 	t.registerExecTools(s)
 	t.registerFileTools(s)
+	t.registerVaultTools(s)
 }
