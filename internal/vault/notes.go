@@ -177,8 +177,10 @@ func (v *Vault) Write(ctx context.Context, p string, content []byte, mode WriteM
 // Update changes the note at p atomically: fn gets its content (nil and
 // false when it does not exist) and returns the new content. Returning the
 // old content unchanged writes nothing. No other change made through this
-// Vault interleaves with one Update, so fn may check the old content (say,
-// that a task's dependencies form no cycle) and rely on it.
+// Vault interleaves with one Update, so fn may read other notes (Read, List
+// and Search take no lock) to check, say, that a task's dependencies form no
+// cycle, and rely on what it read. fn must not call a method that writes: it
+// would wait for itself.
 func (v *Vault) Update(ctx context.Context, p string, fn func(old []byte, exists bool) ([]byte, error)) (*WriteResult, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -323,6 +325,32 @@ func (v *Vault) Delete(ctx context.Context, p string) error {
 	return nil
 }
 
+// RemoveAll removes the folder (or note) at p and everything below it, as
+// a team's destroy does with its folder. A missing p is not an error.
+func (v *Vault) RemoveAll(ctx context.Context, p string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := CleanPath("path", p, false)
+	if err != nil {
+		return err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if err := v.root.RemoveAll(p); err != nil {
+		return fsError("path", p, err)
+	}
+	v.idx.mu.Lock()
+	for q := range v.idx.notes {
+		if q == p || strings.HasPrefix(q, p+"/") {
+			delete(v.idx.notes, q)
+		}
+	}
+	v.idx.mu.Unlock()
+	v.syncDir(path.Dir(p))
+	return nil
+}
+
 // Move renames the note at from to to, creating folders as needed. An
 // existing note at to is replaced only when overwrite is set; otherwise the
 // move is refused, atomically (a hard link that fails if to exists, then
@@ -373,7 +401,10 @@ func (v *Vault) Move(ctx context.Context, from, to string, overwrite bool) (*Mov
 	if overwrite {
 		err = v.root.Rename(from, to)
 	} else if err = v.root.Link(from, to); err == nil {
-		err = v.root.Remove(from)
+		if err = v.root.Remove(from); err != nil {
+			_ = v.root.Remove(to) // leave one name, the old one
+			return nil, fsError("path", from, err)
+		}
 	}
 	if err != nil {
 		return nil, fsError("new_path", to, err)

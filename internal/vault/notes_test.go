@@ -442,3 +442,30 @@ func TestLinksBacklinksAndStats(t *testing.T) {
 		t.Errorf("most recent = %s, want the note just edited", st.Recent[0].Path)
 	}
 }
+
+func TestRemoveAll(t *testing.T) {
+	v, dir, outside := testVault(t)
+	ctx := context.Background()
+	writeFile(t, dir, "teams/alpha/cards/ann.json", "{}")
+	writeFile(t, dir, "teams/alpha/tasks/t1.md", "#x")
+	writeFile(t, dir, "teams/beta/tasks/t1.md", "#y")
+	must(t, os.Symlink(outside, filepath.Join(dir, "teams/alpha/out")))
+	if _, err := v.Stats(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	must(t, v.RemoveAll(ctx, "teams/alpha"))
+	if _, err := os.Stat(filepath.Join(dir, "teams/alpha")); !os.IsNotExist(err) {
+		t.Errorf("teams/alpha still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(outside, "secret.md")); err != nil {
+		t.Errorf("RemoveAll followed the link out: %v", err)
+	}
+	st, _ := v.Stats(ctx, 0)
+	if st.Notes != 1 || st.Tags != 1 {
+		t.Errorf("after RemoveAll stats = %+v", st)
+	}
+	must(t, v.RemoveAll(ctx, "teams/none"))
+	if err := v.RemoveAll(ctx, ""); !errdefs.Is(err, errdefs.Invalid) {
+		t.Errorf("RemoveAll of the root = %v, want Invalid", err)
+	}
+}

@@ -21,6 +21,12 @@
 // Notes are files whose extension is one of Config.Extensions ("md" by
 // default). Their YAML frontmatter is edited in place (see Document), their
 // tags and wikilinks are indexed for search filters and backlinks.
+//
+// From Go (teams, the dashboard): Read, Write, Update (an atomic
+// read-modify-write), List, Delete, RemoveAll, Move; Frontmatter and
+// SetFrontmatter, or ParseDocument / NewDocument to build and decode a note
+// with frontmatter; Tags, Links, Backlinks; Search; Stats. Errors are
+// errdefs classes whose public text names the parameter ("path: ...").
 package vault
 
 import (
