@@ -216,3 +216,35 @@ func TestReplace(t *testing.T) {
 		t.Errorf("Replace in a missing note = %v", err)
 	}
 }
+
+// BenchmarkSearch searches a vault of 1000 notes of about 2 kB, each with
+// frontmatter, tags and links: the walk that checks the index, and reading
+// every note.
+func BenchmarkSearch(b *testing.B) {
+	v, dir, _ := testVault(b)
+	para := strings.Repeat("Lorem ipsum dolor sit amet, consectetur adipiscing elit. ", 30)
+	for i := 0; i < 1000; i++ {
+		writeFile(b, dir, fmt.Sprintf("d%02d/note%04d.md", i%20, i),
+			fmt.Sprintf("---\nstatus: open\ntags: [t%d]\n---\n# Note %d\n%s\nSee [[note%04d]] #x%d\n", i%7, i, para, (i+1)%1000, i%13))
+	}
+	ctx := context.Background()
+	if _, err := v.Stats(ctx, 0); err != nil { // first walk reads everything
+		b.Fatal(err)
+	}
+	for _, q := range []SearchQuery{{Query: "note0999"}, {Query: `See \[\[note09\d\d\]\]`, Regex: true}, {Query: "Note", Tag: "t3"}} {
+		b.Run(fmt.Sprintf("regex=%v,tag=%q", q.Regex, q.Tag), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := v.Search(ctx, q); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("backlinks", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := v.Backlinks(ctx, "d00/note0000.md"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
