@@ -209,6 +209,7 @@ func (v *Vault) update(field, sizeField, p string, fn func(old []byte, exists bo
 		old    []byte
 		exists bool
 		perm   fs.FileMode = 0o644
+		own    *owner      // nil: that of the folder
 	)
 	fi, err := v.root.Lstat(p)
 	switch {
@@ -225,7 +226,7 @@ func (v *Vault) update(field, sizeField, p string, fn func(old []byte, exists bo
 		if err != nil {
 			return nil, err
 		}
-		old, exists, perm = n.Content, true, fi.Mode().Perm()
+		old, exists, perm, own = n.Content, true, fi.Mode().Perm(), ownerOf(fi)
 	case errors.Is(err, fs.ErrNotExist):
 	default:
 		return nil, fsError(field, p, err)
@@ -240,7 +241,7 @@ func (v *Vault) update(field, sizeField, p string, fn func(old []byte, exists bo
 	if int64(len(b)) > v.cfg.MaxNoteBytes {
 		return nil, errdefs.Invalidf("%s: the note would be %d bytes, more than the vault's limit of %d", sizeField, len(b), v.cfg.MaxNoteBytes)
 	}
-	if err := v.writeAtomic(field, p, b, perm); err != nil {
+	if err := v.writeAtomic(field, p, b, perm, own); err != nil {
 		return nil, err
 	}
 	v.indexNote(p, b)
@@ -250,13 +251,15 @@ func (v *Vault) update(field, sizeField, p string, fn func(old []byte, exists bo
 // writeAtomic replaces the file at the clean path p with data: a temporary
 // file in the same folder is written, synced and renamed over p, then the
 // folder is synced, so that p holds the old content or the new, even across
-// a crash.
-func (v *Vault) writeAtomic(field, p string, data []byte, perm fs.FileMode) error {
+// a crash. The file gets mode perm and owner own (nil: the folder's owner).
+func (v *Vault) writeAtomic(field, p string, data []byte, perm fs.FileMode, own *owner) error {
 	dir := path.Dir(p)
-	if dir != "." {
-		if err := v.root.MkdirAll(dir, 0o755); err != nil {
-			return fsError(field, dir, err)
-		}
+	dirOwner, err := v.mkdirs(field, dir)
+	if err != nil {
+		return err
+	}
+	if own == nil {
+		own = dirOwner
 	}
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
@@ -270,7 +273,10 @@ func (v *Vault) writeAtomic(field, p string, data []byte, perm fs.FileMode) erro
 	cu.Add(func() { _ = v.root.Remove(tmp) })
 	_, err = f.Write(data)
 	if err == nil {
-		err = f.Chmod(perm) // not narrowed by the umask
+		err = chownFile(f, own)
+	}
+	if err == nil {
+		err = f.Chmod(perm) // not narrowed by the umask; after chown, which clears set-id bits
 	}
 	if err == nil {
 		err = f.Sync()
@@ -393,10 +399,8 @@ func (v *Vault) Move(ctx context.Context, from, to string, overwrite bool) (*Mov
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return nil, fsError("new_path", to, err)
 	}
-	if dir := path.Dir(to); dir != "." {
-		if err := v.root.MkdirAll(dir, 0o755); err != nil {
-			return nil, fsError("new_path", dir, err)
-		}
+	if _, err := v.mkdirs("new_path", path.Dir(to)); err != nil {
+		return nil, err
 	}
 	if overwrite {
 		err = v.root.Rename(from, to)

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/agentiso/agentiso/internal/errdefs"
+	"github.com/agentiso/agentiso/internal/testenv"
 )
 
 func TestWriteModes(t *testing.T) {
@@ -467,5 +468,40 @@ func TestRemoveAll(t *testing.T) {
 	must(t, v.RemoveAll(ctx, "teams/none"))
 	if err := v.RemoveAll(ctx, ""); !errdefs.Is(err, errdefs.Invalid) {
 		t.Errorf("RemoveAll of the root = %v, want Invalid", err)
+	}
+}
+
+// TestWritesKeepTheVaultOwners checks that the daemon, running as root,
+// leaves a person's vault theirs: a note written over keeps its owner, new
+// notes and folders get the owner of the folder they are made in.
+func TestWritesKeepTheVaultOwners(t *testing.T) {
+	testenv.Require(t, "root")
+	v, dir, _ := testVault(t)
+	ctx := context.Background()
+	must(t, os.Chown(dir, 1234, 1234))
+	writeFile(t, dir, "theirs.md", "old\n")
+	must(t, os.Chown(filepath.Join(dir, "theirs.md"), 4321, 4321))
+	for _, w := range []struct {
+		p    string
+		mode WriteMode
+	}{{"theirs.md", Overwrite}, {"theirs.md", Append}, {"new.md", Overwrite}, {"a/b/new.md", Overwrite}} {
+		if _, err := v.Write(ctx, w.p, []byte("x\n"), w.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := v.SetFrontmatter(ctx, "theirs.md", "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Move(ctx, "new.md", "c/moved.md", false); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]int{"theirs.md": 4321, "a": 1234, "a/b": 1234, "a/b/new.md": 1234, "c": 1234, "c/moved.md": 1234} {
+		fi, err := os.Stat(filepath.Join(dir, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o := ownerOf(fi); o == nil || o.uid != want || o.gid != want {
+			t.Errorf("%s is owned by %+v, want %d:%d", p, o, want, want)
+		}
 	}
 }
