@@ -41,6 +41,7 @@ type Config struct {
 	Resources Resources `toml:"resources" comment:"Workspace sizes: the defaults a create request gets and the maxima it may ask for."`
 	Exec      Exec      `toml:"exec" comment:"Commands run in workspaces."`
 	Limits    Limits    `toml:"limits" comment:"How much clients may ask of the daemon: calls per minute by cost class (per session and for all sessions together), connections, and requests in flight to guests."`
+	Vault     Vault     `toml:"vault" comment:"The shared markdown knowledge base, on the host."`
 }
 
 // Server configures the daemon process.
@@ -173,6 +174,7 @@ func Default() Config {
 			MaxConnections:      256,
 			MaxChannelStreams:   256,
 		},
+		Vault: defaultVault(),
 	}
 }
 

@@ -146,6 +146,14 @@ func TestValidate(t *testing.T) {
 		{"exec output above protocol cap", func(c *Config) { c.Exec.MaxOutputBytes = 1 << 30 }, "exec.max_output_bytes: 1073741824 is above the maximum 16777216"},
 		{"exec default output above max", func(c *Config) { c.Exec.DefaultMaxOutputBytes = 8 << 20 }, "exec.default_max_output_bytes: 8388608 is above exec.max_output_bytes (4194304)"},
 		{"zero exec output", func(c *Config) { c.Exec.DefaultMaxOutputBytes = 0 }, "exec.default_max_output_bytes: 0 is below the minimum 1"},
+		{"relative vault path", func(c *Config) { c.Vault.Path = "vault" }, `vault.path: "vault" is not an absolute path`},
+		{"absolute vault path", func(c *Config) { c.Vault.Path = "/home/ann/Obsidian" }, ""},
+		{"unbounded vault pattern", func(c *Config) { c.Vault.MaxPatternBytes = 1 << 20 }, "vault.max_pattern_bytes: 1048576 is above the maximum 4096"},
+		{"tiny vault notes", func(c *Config) { c.Vault.MaxNoteBytes = 10 }, "vault.max_note_bytes: 10 is below the minimum 1024"},
+		{"vault extension with dot", func(c *Config) { c.Vault.Extensions = []string{"md", ".txt"} }, `vault.extensions[1]: ".txt" is not a lower-case file name extension`},
+		{"no vault extensions", func(c *Config) { c.Vault.Extensions = nil }, "vault.extensions: must list 1 to 16 extensions"},
+		{"zero vault search timeout", func(c *Config) { c.Vault.SearchTimeoutSecs = 0 }, "vault.search_timeout_secs: 0 is below the minimum 1"},
+		{"vault disabled", func(c *Config) { c.Vault.Enabled = false }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -302,6 +310,13 @@ func TestDerivedPaths(t *testing.T) {
 	if got := c.ImageDir(); got != "/opt/image" {
 		t.Errorf("ImageDir() with image.dir set = %q, want /opt/image", got)
 	}
+	if got := c.VaultDir(); got != "/srv/ai/vault" {
+		t.Errorf("VaultDir() = %q, want /srv/ai/vault", got)
+	}
+	c.Vault.Path = "/home/ann/notes"
+	if got := c.VaultDir(); got != "/home/ann/notes" {
+		t.Errorf("VaultDir() with vault.path set = %q", got)
+	}
 }
 
 func TestDurations(t *testing.T) {
@@ -316,6 +331,7 @@ func TestDurations(t *testing.T) {
 		{"StopTimeout", c.VM.StopTimeout(), 10 * time.Second},
 		{"DefaultTimeout", c.Exec.DefaultTimeout(), 2 * time.Minute},
 		{"MaxTimeout", c.Exec.MaxTimeout(), time.Hour},
+		{"Vault.SearchTimeout", c.Vault.SearchTimeout(), 10 * time.Second},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {

@@ -23,6 +23,7 @@ import (
 	"github.com/agentiso/agentiso/internal/session"
 	"github.com/agentiso/agentiso/internal/state"
 	"github.com/agentiso/agentiso/internal/storage"
+	"github.com/agentiso/agentiso/internal/vault"
 	"github.com/agentiso/agentiso/internal/vm"
 	"github.com/agentiso/agentiso/internal/workspace"
 )
@@ -33,6 +34,7 @@ type Daemon struct {
 	log       *slog.Logger
 	store     *state.Store
 	manager   *workspace.Manager
+	vault     *vault.Vault // nil when [vault] is disabled
 	mcpDeps   mcpserver.Deps
 	accel     qemu.Accel
 	accelWhy  string
@@ -122,7 +124,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if err := d.manager.Recover(ctx); err != nil {
 		return nil, fmt.Errorf("recovering workspaces: %w", err)
 	}
+	var vaultDep mcpserver.Vault // stays a nil interface when disabled
+	if cfg.Vault.Enabled {
+		d.vault, err = vault.Open(vault.Config{
+			Root: cfg.VaultDir(), MaxNoteBytes: cfg.Vault.MaxNoteBytes, MaxPatternBytes: cfg.Vault.MaxPatternBytes,
+			Extensions: cfg.Vault.Extensions, SearchTimeout: cfg.Vault.SearchTimeout(), Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("opening the vault: %w", err)
+		}
+		vaultDep = d.vault
+		log.Info("vault open", "dir", cfg.VaultDir())
+	}
 	d.mcpDeps = mcpserver.Deps{
+		Vault:      vaultDep,
 		Workspaces: d.manager,
 		Exec: mcpserver.ExecLimits{
 			DefaultTimeout:        cfg.Exec.DefaultTimeout(),
@@ -209,6 +224,9 @@ func (d *Daemon) audit(ctx context.Context, r mcpserver.AuditRecord) {
 // Close detaches from the VMs (they keep running) and closes the state.
 func (d *Daemon) Close() error {
 	d.manager.Close()
+	if d.vault != nil {
+		d.vault.Close()
+	}
 	return d.store.Close()
 }
 

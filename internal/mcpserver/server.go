@@ -47,6 +47,9 @@ type Deps struct {
 	Limiter Limiter
 	// Activity, when set, learns of every request of the session.
 	Activity Activity
+	// Vault is the shared knowledge base; nil when the configuration
+	// disables it (the vault tool then says so).
+	Vault Vault
 	// Audit, when set, receives every tool call.
 	Audit  func(ctx context.Context, r AuditRecord)
 	Logger *slog.Logger
@@ -87,7 +90,8 @@ func NewServer(d Deps, caller workspace.Caller) *mcp.Server {
 				"Create one with workspace_create, run commands with exec, read and write files " +
 				"with file_read and file_write, and destroy it when done. " +
 				"Workspaces listed with owned: false were left by a session that ended (yours, " +
-				"before a reconnect): take them back with workspace_adopt.",
+				"before a reconnect): take them back with workspace_adopt. The vault tool is a markdown " +
+				"knowledge base on the host, shared by every session, that needs no workspace.",
 			SchemaCache:  d.SchemaCache,
 			Capabilities: &mcp.ServerCapabilities{},
 		})
@@ -144,4 +148,5 @@ func (t *tools) register(s *mcp.Server) {
 	t.registerExecTools(s)
 	t.registerFileTools(s)
 	t.registerSessionTools(s)
+	t.registerVaultTools(s)
 }
