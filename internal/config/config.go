@@ -40,6 +40,7 @@ type Config struct {
 	Image     Image     `toml:"image" comment:"The guest image built by 'agentiso init' and 'agentiso image build'."`
 	Resources Resources `toml:"resources" comment:"Workspace sizes: the defaults a create request gets and the maxima it may ask for."`
 	Exec      Exec      `toml:"exec" comment:"Commands run in workspaces."`
+	Files     Files     `toml:"files" comment:"Files moved between the host and workspaces."`
 }
 
 // Server configures the daemon process.
@@ -93,6 +94,11 @@ type Exec struct {
 	MaxOutputBytes        int64 `toml:"max_output_bytes"`
 }
 
+// Files bounds file transfers between server.transfer_dir and workspaces.
+type Files struct {
+	MaxTransferBytes int64 `toml:"max_transfer_bytes" comment:"Largest file one file_transfer moves, either way."`
+}
+
 // Default returns the configuration used for every key the file leaves out.
 func Default() Config {
 	return Config{
@@ -134,6 +140,9 @@ func Default() Config {
 			MaxTimeoutSecs:        3600,
 			DefaultMaxOutputBytes: 256 << 10,
 			MaxOutputBytes:        4 << 20,
+		},
+		Files: Files{
+			MaxTransferBytes: 1 << 30,
 		},
 	}
 }

@@ -134,6 +134,8 @@ func TestValidate(t *testing.T) {
 		{"exec output above protocol cap", func(c *Config) { c.Exec.MaxOutputBytes = 1 << 30 }, "exec.max_output_bytes: 1073741824 is above the maximum 16777216"},
 		{"exec default output above max", func(c *Config) { c.Exec.DefaultMaxOutputBytes = 8 << 20 }, "exec.default_max_output_bytes: 8388608 is above exec.max_output_bytes (4194304)"},
 		{"zero exec output", func(c *Config) { c.Exec.DefaultMaxOutputBytes = 0 }, "exec.default_max_output_bytes: 0 is below the minimum 1"},
+		{"tiny transfer limit", func(c *Config) { c.Files.MaxTransferBytes = 1000 }, "files.max_transfer_bytes: 1000 is below the minimum 1048576"},
+		{"huge transfer limit", func(c *Config) { c.Files.MaxTransferBytes = 1 << 41 }, "files.max_transfer_bytes: 2199023255552 is above the maximum 1099511627776"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

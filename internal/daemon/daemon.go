@@ -47,6 +47,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if err := PrepareDataDir(cfg); err != nil {
 		return nil, err
 	}
+	// file_transfer reads and writes only here; an existing directory
+	// keeps the mode its administrator gave it.
+	if err := os.MkdirAll(cfg.Server.TransferDir, 0o750); err != nil {
+		return nil, fmt.Errorf("creating the transfer directory: %w", err)
+	}
 	img, err := image.Load(cfg.ImageDir())
 	if err != nil {
 		return nil, errdefs.With(errdefs.Unavailable,
@@ -99,7 +104,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 			MaxTotalVMs:             cfg.VM.MaxTotalVMs,
 			MinMemoryMB:             config.MinMemoryMB,
 		},
-		Logger: log,
+		Transfer: workspace.TransferLimits{Dir: cfg.Server.TransferDir, MaxBytes: cfg.Files.MaxTransferBytes},
+		Logger:   log,
 	})
 	if err != nil {
 		return nil, err
