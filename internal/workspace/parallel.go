@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/agentiso/agentiso/internal/errdefs"
+	"github.com/agentiso/agentiso/internal/protocol"
 )
 
 // MaxParallel bounds the workspaces of one exec_parallel call.
@@ -52,6 +53,16 @@ func (m *Manager) ExecParallel(ctx context.Context, c Caller, refs []string, req
 		return nil, sum, errdefs.Invalidf("workspace_ids: at most %d workspaces", MaxParallel)
 	case len(reqs) != len(refs):
 		return nil, sum, errdefs.Invalidf("commands: %d commands for %d workspaces", len(reqs), len(refs))
+	}
+	// What is wrong with the call itself fails it whole, before anything
+	// runs: the env blocklist and the working directory.
+	for _, req := range reqs {
+		if err := protocol.CheckEnv(req.Env); err != nil {
+			return nil, sum, errdefs.Invalidf("%v", err)
+		}
+		if req.Workdir != "" && req.Workdir[0] != '/' {
+			return nil, sum, errdefs.Invalidf("workdir: must be an absolute path")
+		}
 	}
 	results := make([]ParallelResult, len(refs))
 	seen := map[string]int{}
