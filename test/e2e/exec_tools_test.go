@@ -274,7 +274,7 @@ func TestSetEnv(t *testing.T) {
 // would: after a daemon restart every client is a new session. It writes
 // the owner in the state database, a stand-in until workspace_adopt exists
 // in this branch.
-func handOver(ctx context.Context, t *testing.T, d *daemon, s *mcp.ClientSession, shimPID int, ws string) {
+func handOver(ctx context.Context, t testing.TB, d *daemon, s *mcp.ClientSession, shimPID int, ws string) {
 	t.Helper()
 	call[map[string]any](ctx, t, s, "workspace_list", map[string]any{}) // the session exists now
 	db, err := sql.Open("sqlite", "file:"+d.statePath()+"?_pragma=busy_timeout(10000)")
