@@ -2,7 +2,6 @@ package guest
 
 import (
 	"net"
-	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -344,16 +343,4 @@ func (t *jobTable) close() {
 		}
 	}
 	t.wg.Wait()
-}
-
-// ids lists the kept jobs, for tests.
-func (t *jobTable) ids() []uint32 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var ids []uint32
-	for id := range t.jobs {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
 }
