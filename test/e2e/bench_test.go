@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -46,7 +45,7 @@ type benchTimes struct {
 // load of a shared host out of the ratios as far as can be; run with
 // -benchtime=3x for three rounds.
 func BenchmarkMCPvsChannel(b *testing.B) {
-	d := startDaemon(b, "\n[files]\nmax_transfer_bytes = 134217728\n")
+	d := startDaemon(b, fastPolls+"\n[files]\nmax_transfer_bytes = 134217728\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	s := d.client(ctx)
@@ -69,9 +68,8 @@ func BenchmarkMCPvsChannel(b *testing.B) {
 		d.stop()
 		chanRounds = append(chanRounds, benchChannel(ctx, b, filepath.Join(d.runDir, "vms", ws, "channel.sock"), transfer))
 		d.start()
-		var shim *exec.Cmd
-		s, shim = d.clientCmd(ctx)
-		handOver(ctx, b, d, s, shim.Process.Pid, ws)
+		s = d.client(ctx)
+		adopt(ctx, b, s, ws)
 	}
 
 	m, c := best(mcpRounds), best(chanRounds)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"io/fs"
@@ -65,7 +64,7 @@ func wantErr(ctx context.Context, t *testing.T, s *mcp.ClientSession, tool strin
 // whole process group by signal name or number, bounded output (M-10), and
 // a job that outlives a daemon restart.
 func TestBackgroundJobs(t *testing.T) {
-	d := startDaemon(t, "")
+	d := startDaemon(t, fastPolls)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	s := d.client(ctx)
@@ -144,8 +143,8 @@ func TestBackgroundJobs(t *testing.T) {
 	survivor := bg(map[string]any{"action": "start", "command": "echo before; sleep 8; echo after-restart"})
 	d.stop()
 	d.start()
-	s, shim := d.clientCmd(ctx)
-	handOver(ctx, t, d, s, shim.Process.Pid, ws)
+	s = d.client(ctx)
+	adopt(ctx, t, s, ws)
 	res := pollJob(ctx, t, s, ws, survivor.JobID, jobEnded)
 	if res.ExitCode == nil || *res.ExitCode != 0 || res.Stdout != "before\nafter-restart\n" {
 		t.Errorf("job across a daemon restart = %+v", res)
@@ -158,7 +157,7 @@ func TestBackgroundJobs(t *testing.T) {
 // env, a background job's env and exec_parallel's env. Refusals name the
 // variable and change nothing.
 func TestM9_BlockedEnvRefusedOnEverySource(t *testing.T) {
-	d := startDaemon(t, "")
+	d := startDaemon(t, fastPolls)
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	s := d.client(ctx)
@@ -184,7 +183,7 @@ func TestM9_BlockedEnvRefusedOnEverySource(t *testing.T) {
 // reach a disk (the guest's or the host's), and a foreign session can do
 // nothing with them (L-16).
 func TestSetEnv(t *testing.T) {
-	d := startDaemon(t, "")
+	d := startDaemon(t, fastPolls)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	s := d.client(ctx)
@@ -269,27 +268,19 @@ func TestSetEnv(t *testing.T) {
 	call[map[string]any](ctx, t, s, "workspace_destroy", map[string]any{"workspace_id": ws})
 }
 
-// handOver gives workspace ws to the session of client s (whose shim is
-// shimPID), as adopting it
-// would: after a daemon restart every client is a new session. It writes
-// the owner in the state database, a stand-in until workspace_adopt exists
-// in this branch.
-func handOver(ctx context.Context, t testing.TB, d *daemon, s *mcp.ClientSession, shimPID int, ws string) {
+// adopt gives workspace ws to client s's session after a daemon
+// restart, which ended the session that made it.
+func adopt(ctx context.Context, t testing.TB, s *mcp.ClientSession, ws string) {
 	t.Helper()
-	call[map[string]any](ctx, t, s, "workspace_list", map[string]any{}) // the session exists now
-	db, err := sql.Open("sqlite", "file:"+d.statePath()+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var session string
-	if err := db.QueryRowContext(ctx, `SELECT id FROM sessions WHERE ended_at = 0 AND pid = ?`, shimPID).Scan(&session); err != nil {
-		t.Fatalf("finding the session of the new client: %v", err)
-	}
-	if _, err := db.ExecContext(ctx, `UPDATE workspaces SET owner = ? WHERE id = ?`, session, ws); err != nil {
-		t.Fatal(err)
+	r := call[adoptOut](ctx, t, s, "workspace_adopt", map[string]any{"workspace_id": ws})
+	if r.Count != 1 {
+		t.Fatalf("adopting %s after the restart: %+v", ws, r)
 	}
 }
+
+// fastPolls lifts the exec and default rate limits (limits_test.go tests
+// them) for tests that poll jobs several times a second.
+const fastPolls = "\n[limits]\nexec_per_min = 100000\nglobal_exec_per_min = 100000\ndefault_per_min = 100000\nglobal_default_per_min = 100000\n"
 
 func randomHex(t *testing.T, n int) string {
 	b := make([]byte, n)
@@ -317,7 +308,7 @@ type parallelOut struct {
 // all, one per workspace, refusals that run nothing, and a stopped
 // workspace that is its own result's error only.
 func TestExecParallel(t *testing.T) {
-	d := startDaemon(t, "")
+	d := startDaemon(t, fastPolls)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	s := d.client(ctx)
@@ -395,7 +386,7 @@ type listOut struct {
 // transfer directory or leading out of it through a symlink, and a file
 // above files.max_transfer_bytes.
 func TestFileOps(t *testing.T) {
-	d := startDaemon(t, "\n[files]\nmax_transfer_bytes = 8388608\n")
+	d := startDaemon(t, fastPolls+"\n[files]\nmax_transfer_bytes = 8388608\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	s := d.client(ctx)
