@@ -40,6 +40,7 @@ type Config struct {
 	Image     Image     `toml:"image" comment:"The guest image built by 'agentiso init' and 'agentiso image build'."`
 	Resources Resources `toml:"resources" comment:"Workspace sizes: the defaults a create request gets and the maxima it may ask for."`
 	Exec      Exec      `toml:"exec" comment:"Commands run in workspaces."`
+	Files     Files     `toml:"files" comment:"Files moved between the host and workspaces."`
 	Limits    Limits    `toml:"limits" comment:"How much clients may ask of the daemon: calls per minute by cost class (per session and for all sessions together), connections, and requests in flight to guests."`
 	Vault     Vault     `toml:"vault" comment:"The shared markdown knowledge base, on the host."`
 }
@@ -97,6 +98,11 @@ type Exec struct {
 	MaxTimeoutSecs        int   `toml:"max_timeout_secs"`
 	DefaultMaxOutputBytes int64 `toml:"default_max_output_bytes" comment:"Bytes of stdout and of stderr returned when a call does not say."`
 	MaxOutputBytes        int64 `toml:"max_output_bytes"`
+}
+
+// Files bounds file transfers between server.transfer_dir and workspaces.
+type Files struct {
+	MaxTransferBytes int64 `toml:"max_transfer_bytes" comment:"Largest file one file_transfer moves, either way."`
 }
 
 // Limits bound what clients may ask of the daemon. Tool calls fall into three
@@ -163,6 +169,9 @@ func Default() Config {
 			MaxTimeoutSecs:        3600,
 			DefaultMaxOutputBytes: 256 << 10,
 			MaxOutputBytes:        4 << 20,
+		},
+		Files: Files{
+			MaxTransferBytes: 1 << 30,
 		},
 		Limits: Limits{
 			CreatePerMin:        5,

@@ -154,6 +154,8 @@ func TestValidate(t *testing.T) {
 		{"no vault extensions", func(c *Config) { c.Vault.Extensions = nil }, "vault.extensions: must list 1 to 16 extensions"},
 		{"zero vault search timeout", func(c *Config) { c.Vault.SearchTimeoutSecs = 0 }, "vault.search_timeout_secs: 0 is below the minimum 1"},
 		{"vault disabled", func(c *Config) { c.Vault.Enabled = false }, ""},
+		{"tiny transfer limit", func(c *Config) { c.Files.MaxTransferBytes = 1000 }, "files.max_transfer_bytes: 1000 is below the minimum 1048576"},
+		{"huge transfer limit", func(c *Config) { c.Files.MaxTransferBytes = 1 << 41 }, "files.max_transfer_bytes: 2199023255552 is above the maximum 1099511627776"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

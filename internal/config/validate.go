@@ -42,6 +42,7 @@ func (c Config) Validate() error {
 	c.Image.validate(&p)
 	c.Resources.validate(&p, c.VM)
 	c.Exec.validate(&p)
+	c.Files.validate(&p)
 	c.Limits.validate(&p)
 	c.Vault.validate(&p)
 	if len(p) == 0 {
@@ -131,6 +132,13 @@ func (e Exec) validate(p *problems) {
 	p.intRange("exec.max_output_bytes", e.MaxOutputBytes, 1, protocol.MaxExecOutputBytes)
 	p.intRange("exec.default_max_output_bytes", e.DefaultMaxOutputBytes, 1, protocol.MaxExecOutputBytes)
 	p.atMost("exec.default_max_output_bytes", e.DefaultMaxOutputBytes, "exec.max_output_bytes", e.MaxOutputBytes)
+}
+
+// MaxTransferBytes is the most files.max_transfer_bytes may be.
+const MaxTransferBytes = 1 << 40
+
+func (f Files) validate(p *problems) {
+	p.intRange("files.max_transfer_bytes", f.MaxTransferBytes, 1<<20, MaxTransferBytes)
 }
 
 // MaxCallsPerMin bounds every limits.*_per_min value.

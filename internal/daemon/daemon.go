@@ -53,6 +53,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if err := PrepareDataDir(cfg); err != nil {
 		return nil, err
 	}
+	// file_transfer reads and writes only here; an existing directory
+	// keeps the mode its administrator gave it.
+	if err := os.MkdirAll(cfg.Server.TransferDir, 0o750); err != nil {
+		return nil, fmt.Errorf("creating the transfer directory: %w", err)
+	}
 	if err := checkFDLimit(cfg, log); err != nil {
 		return nil, err
 	}
@@ -116,7 +121,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 			MinMemoryMB:             config.MinMemoryMB,
 			StaleSession:            policy.StaleAfter,
 		},
-		Logger: log,
+		Transfer: workspace.TransferLimits{Dir: cfg.Server.TransferDir, MaxBytes: cfg.Files.MaxTransferBytes},
+		Logger:   log,
 	})
 	if err != nil {
 		return nil, err

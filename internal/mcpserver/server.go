@@ -70,6 +70,7 @@ type Workspaces interface {
 	Exec(ctx context.Context, c workspace.Caller, ref string, req workspace.ExecRequest) (*workspace.ExecResult, error)
 	WriteFile(ctx context.Context, c workspace.Caller, ref, path string, content []byte, mode uint32) error
 	ReadFile(ctx context.Context, c workspace.Caller, ref, path string, offset, limit int64) (data []byte, size int64, err error)
+	JobsAndFiles
 	Adopt(ctx context.Context, c workspace.Caller, ref string, force bool) (*workspace.AdoptResult, error)
 }
 
@@ -111,7 +112,15 @@ type tools struct {
 // target extracts the audited object (a workspace reference) from the input.
 func add[In, Out any](t *tools, s *mcp.Server, name, desc string, target func(In) string,
 	h func(ctx context.Context, req *mcp.CallToolRequest, in In) (Out, error)) {
-	mcp.AddTool(s, &mcp.Tool{Name: name, Description: desc},
+	addTool(t, s, &mcp.Tool{Name: name, Description: desc}, target, h)
+}
+
+// addTool is add for a tool that brings more than a name and description,
+// such as an input schema refined beyond what its Go type says.
+func addTool[In, Out any](t *tools, s *mcp.Server, tool *mcp.Tool, target func(In) string,
+	h func(ctx context.Context, req *mcp.CallToolRequest, in In) (Out, error)) {
+	name := tool.Name
+	mcp.AddTool(s, tool,
 		func(ctx context.Context, req *mcp.CallToolRequest, in In) (*mcp.CallToolResult, Out, error) {
 			start := time.Now()
 			out, err := h(ctx, req, in)
@@ -147,6 +156,8 @@ func (t *tools) register(s *mcp.Server) {
 	t.registerWorkspaceTools(s)
 	t.registerExecTools(s)
 	t.registerFileTools(s)
+	t.registerJobTools(s)
+	t.registerFileOpsTools(s)
 	t.registerSessionTools(s)
 	t.registerVaultTools(s)
 }

@@ -71,19 +71,22 @@ type Options struct {
 	// logs; they outlive the VM and go with the workspace.
 	LogDir string
 	Limits Limits
-	Logger *slog.Logger
+	// Transfer confines file_transfer on the host (transfer.go).
+	Transfer TransferLimits
+	Logger   *slog.Logger
 }
 
 // Manager owns every workspace's lifecycle.
 type Manager struct {
-	store  *state.Store
-	runner VMRunner
-	disks  storage.Backend
-	image  *image.Image
-	runDir string
-	logDir string
-	limits Limits
-	log    *slog.Logger
+	store    *state.Store
+	runner   VMRunner
+	disks    storage.Backend
+	image    *image.Image
+	runDir   string
+	logDir   string
+	limits   Limits
+	transfer TransferLimits
+	log      *slog.Logger
 
 	mu sync.Mutex
 	// live holds the VMs of running workspaces, by workspace ID.
@@ -113,7 +116,7 @@ func New(o Options) (*Manager, error) {
 	}
 	return &Manager{
 		store: o.Store, runner: o.Runner, disks: o.Disks, image: o.Image,
-		runDir: o.RunDir, logDir: o.LogDir, limits: o.Limits, log: o.Logger,
+		runDir: o.RunDir, logDir: o.LogDir, limits: o.Limits, transfer: o.Transfer, log: o.Logger,
 		live: map[string]*vm.VM{}, locks: map[string]*sync.Mutex{}, stopping: map[string]bool{},
 	}, nil
 }

@@ -39,7 +39,7 @@ var buildOnce sync.Once
 var buildErr error
 
 // agentisoBinary builds cmd/agentiso once and returns its path.
-func agentisoBinary(t *testing.T) string {
+func agentisoBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "agentiso"), "../../cmd/agentiso").CombinedOutput()
@@ -55,7 +55,7 @@ func agentisoBinary(t *testing.T) string {
 
 // daemon is a real agentiso daemon on temporary directories.
 type daemon struct {
-	t          *testing.T
+	t          testing.TB
 	bin        string
 	dir        string // data dir
 	runDir     string
@@ -68,13 +68,13 @@ type daemon struct {
 
 // startDaemon writes a config for a private daemon and starts it. extra is
 // appended to the config (more sections or overrides).
-func startDaemon(t *testing.T, extra string) *daemon {
+func startDaemon(t testing.TB, extra string) *daemon {
 	t.Helper()
 	return startDaemonWith(t, "", extra)
 }
 
 // startDaemonWith is startDaemon with server, more keys of [server].
-func startDaemonWith(t *testing.T, server, extra string) *daemon {
+func startDaemonWith(t testing.TB, server, extra string) *daemon {
 	t.Helper()
 	testenv.Require(t, "root", "qemu", "image")
 	d := &daemon{t: t, bin: agentisoBinary(t), dir: t.TempDir()}
@@ -241,7 +241,7 @@ func (d *daemon) tryClientCmd(ctx context.Context) (*mcp.ClientSession, *exec.Cm
 func (d *daemon) statePath() string { return filepath.Join(d.dir, "data", "state.db") }
 
 // call invokes a tool that must succeed and decodes its structured result.
-func call[T any](ctx context.Context, t *testing.T, s *mcp.ClientSession, tool string, args map[string]any) T {
+func call[T any](ctx context.Context, t testing.TB, s *mcp.ClientSession, tool string, args map[string]any) T {
 	t.Helper()
 	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
 	if err != nil {
@@ -259,7 +259,7 @@ func call[T any](ctx context.Context, t *testing.T, s *mcp.ClientSession, tool s
 }
 
 // callErr invokes a tool that must fail with a tool error and returns its text.
-func callErr(ctx context.Context, t *testing.T, s *mcp.ClientSession, tool string, args map[string]any) string {
+func callErr(ctx context.Context, t testing.TB, s *mcp.ClientSession, tool string, args map[string]any) string {
 	t.Helper()
 	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
 	if err != nil {
