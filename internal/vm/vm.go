@@ -40,6 +40,9 @@ type BootInfo struct {
 	KernelToInit time.Duration
 	// Pong is the guest's first answer.
 	Pong protocol.Pong
+	// LoadState is the time spent loading a saved memory state (a VM
+	// started with Spec.Incoming); zero for a boot.
+	LoadState time.Duration
 }
 
 // VM is a running QEMU and the connections to it.
@@ -276,12 +279,28 @@ func (v *VM) connect(ctx context.Context, fresh bool) error {
 	}()
 
 	cont := fresh
+	if fresh && v.spec.Incoming != "" {
+		if err := v.loadMemory(ctx, q); err != nil {
+			return err
+		}
+	}
 	if !fresh {
 		st, err := q.QueryStatus(ctx)
 		if err != nil {
 			return fmt.Errorf("querying vm status: %w", err)
 		}
-		cont = st.Status == "prelaunch"
+		switch st.Status {
+		case "prelaunch":
+			cont = true
+		case "paused", "postmigrate":
+			// A daemon died while the VM was paused for a snapshot: no VM
+			// is meant to stay paused without a daemon that resumes it.
+			v.log.Warn("resuming a vm left paused", "status", st.Status)
+			cont = true
+		case "inmigrate":
+			// A daemon died before the VM got its saved state.
+			return errors.New("the vm never received the memory state it was started to resume")
+		}
 	}
 	if cont {
 		if err := q.Execute(ctx, "cont", nil, nil); err != nil {
