@@ -32,6 +32,7 @@ func sampleMessages() []Message {
 		&Shutdown{},
 		&OK{},
 		&Error{Class: "not_found", Message: "/x: no such file"},
+		&Renew{Entropy: bytes.Repeat([]byte{7}, 64), RealtimeNs: 1764387862000000000, MachineID: "0123456789abcdef0123456789abcdef"},
 	}
 }
 

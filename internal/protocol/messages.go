@@ -63,6 +63,7 @@ var registry = map[Type]func() Message{
 	TypeShutdown:  func() Message { return new(Shutdown) },
 	TypeOK:        func() Message { return new(OK) },
 	TypeError:     func() Message { return new(Error) },
+	TypeRenew:     func() Message { return new(Renew) },
 }
 
 // Ping asks the guest whether it is ready. The first answered Ping after boot
