@@ -40,6 +40,7 @@ type Config struct {
 	Image     Image     `toml:"image" comment:"The guest image built by 'agentiso init' and 'agentiso image build'."`
 	Resources Resources `toml:"resources" comment:"Workspace sizes: the defaults a create request gets and the maxima it may ask for."`
 	Exec      Exec      `toml:"exec" comment:"Commands run in workspaces."`
+	Storage   Storage   `toml:"storage" comment:"Workspace disks and snapshots: how many, and how much of the host's disk they may leave free."`
 }
 
 // Server configures the daemon process.
@@ -93,6 +94,15 @@ type Exec struct {
 	MaxOutputBytes        int64 `toml:"max_output_bytes"`
 }
 
+// Storage bounds snapshots and guards the host's free space (finding M-19:
+// snapshots must not be a way around disk quotas, and the host's disk must
+// not fill).
+type Storage struct {
+	MaxSnapshotsPerWorkspace int   `toml:"max_snapshots_per_workspace" comment:"Snapshots one workspace may keep."`
+	MinFreeBytes             int64 `toml:"min_free_bytes" comment:"New snapshots and forks are refused when they would leave less free space than this on the data directory's filesystem."`
+	MinFreePercent           int   `toml:"min_free_percent" comment:"The same guard as a share of that filesystem's size; the larger of the two applies."`
+}
+
 // Default returns the configuration used for every key the file leaves out.
 func Default() Config {
 	return Config{
@@ -134,6 +144,11 @@ func Default() Config {
 			MaxTimeoutSecs:        3600,
 			DefaultMaxOutputBytes: 256 << 10,
 			MaxOutputBytes:        4 << 20,
+		},
+		Storage: Storage{
+			MaxSnapshotsPerWorkspace: 16,
+			MinFreeBytes:             2 << 30,
+			MinFreePercent:           5,
 		},
 	}
 }

@@ -134,6 +134,9 @@ func TestValidate(t *testing.T) {
 		{"exec output above protocol cap", func(c *Config) { c.Exec.MaxOutputBytes = 1 << 30 }, "exec.max_output_bytes: 1073741824 is above the maximum 16777216"},
 		{"exec default output above max", func(c *Config) { c.Exec.DefaultMaxOutputBytes = 8 << 20 }, "exec.default_max_output_bytes: 8388608 is above exec.max_output_bytes (4194304)"},
 		{"zero exec output", func(c *Config) { c.Exec.DefaultMaxOutputBytes = 0 }, "exec.default_max_output_bytes: 0 is below the minimum 1"},
+		{"no snapshots allowed", func(c *Config) { c.Storage.MaxSnapshotsPerWorkspace = 0 }, "storage.max_snapshots_per_workspace: 0 is below the minimum 1"},
+		{"negative free-space guard", func(c *Config) { c.Storage.MinFreeBytes = -1 }, "storage.min_free_bytes: -1 is below the minimum 0"},
+		{"free-space guard of the whole disk", func(c *Config) { c.Storage.MinFreePercent = 100 }, "storage.min_free_percent: 100 is above the maximum 95"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -42,6 +42,7 @@ func (c Config) Validate() error {
 	c.Image.validate(&p)
 	c.Resources.validate(&p, c.VM)
 	c.Exec.validate(&p)
+	c.Storage.validate(&p)
 	if len(p) == 0 {
 		return nil
 	}
@@ -124,6 +125,12 @@ func (e Exec) validate(p *problems) {
 	p.intRange("exec.max_output_bytes", e.MaxOutputBytes, 1, protocol.MaxExecOutputBytes)
 	p.intRange("exec.default_max_output_bytes", e.DefaultMaxOutputBytes, 1, protocol.MaxExecOutputBytes)
 	p.atMost("exec.default_max_output_bytes", e.DefaultMaxOutputBytes, "exec.max_output_bytes", e.MaxOutputBytes)
+}
+
+func (s Storage) validate(p *problems) {
+	p.intRange("storage.max_snapshots_per_workspace", int64(s.MaxSnapshotsPerWorkspace), 1, 1024)
+	p.intRange("storage.min_free_bytes", s.MinFreeBytes, 0, 1<<60)
+	p.intRange("storage.min_free_percent", int64(s.MinFreePercent), 0, 95)
 }
 
 // problems collects validation messages, each prefixed by its field.
