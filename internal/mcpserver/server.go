@@ -130,4 +130,5 @@ func (t *tools) register(s *mcp.Server) {
 	t.registerWorkspaceTools(s)
 	t.registerExecTools(s)
 	t.registerFileTools(s)
+	t.registerSnapshotTools(s)
 }

@@ -52,6 +52,12 @@ type Limits struct {
 	MaxTotalVMs int
 	// MinMemoryMB is the smallest guest that boots.
 	MinMemoryMB int
+	// MaxSnapshotsPerWorkspace bounds one workspace's snapshots; new
+	// snapshots and forks are refused when they would leave less than
+	// MinFreeBytes, or MinFreePercent of the storage filesystem, free (M-19).
+	MaxSnapshotsPerWorkspace int
+	MinFreeBytes             int64
+	MinFreePercent           int
 }
 
 // Options configures a Manager.
