@@ -86,6 +86,11 @@ func (m *Manager) Create(ctx context.Context, c Caller, req CreateRequest) (*Inf
 	if err != nil {
 		return nil, err
 	}
+	// Every workspace is its own instance: its own machine-id (the image
+	// has none) and a reseeded RNG.
+	if err := m.renew(ctx, v, newMachineID()); err != nil {
+		return nil, err
+	}
 	bootMs := time.Since(start).Milliseconds()
 
 	w, err = m.store.UpdateWorkspace(ctx, w.ID, func(r *state.Workspace) error {

@@ -380,14 +380,9 @@ func (m *Manager) bootFrom(ctx context.Context, w state.Workspace, incoming, mac
 	if err != nil {
 		return nil, err
 	}
-	g, ok := v.Channel().(renewer)
-	if !ok {
+	if err := m.renew(ctx, v, machineID); err != nil {
 		_ = v.Kill()
-		return nil, errors.New("guest channel does not support renew")
-	}
-	if err := g.Renew(ctx, machineID); err != nil {
-		_ = v.Kill()
-		return nil, fmt.Errorf("renewing the identity of %s: %w", w.ID, err)
+		return nil, err
 	}
 	if err := m.configure(ctx, v, w); err != nil {
 		_ = v.Kill()
@@ -395,6 +390,19 @@ func (m *Manager) bootFrom(ctx context.Context, w state.Workspace, incoming, mac
 	}
 	m.adopt(w.ID, v)
 	return v, nil
+}
+
+// renew gives v's guest a fresh instance identity (protocol.Renew); an
+// empty machineID keeps the one it has.
+func (m *Manager) renew(ctx context.Context, v *vm.VM, machineID string) error {
+	g, ok := v.Channel().(renewer)
+	if !ok {
+		return errors.New("guest channel does not support renew")
+	}
+	if err := g.Renew(ctx, machineID); err != nil {
+		return fmt.Errorf("renewing the identity of %s: %w", v.ID(), err)
+	}
+	return nil
 }
 
 // markRunning records that w runs on v.
@@ -421,13 +429,20 @@ func (m *Manager) checkFreeSpace(ctx context.Context, need int64, what string) e
 	if err != nil {
 		return err
 	}
-	reserve := max(m.limits.MinFreeBytes, sp.Total/100*int64(m.limits.MinFreePercent))
-	if sp.Free-need < reserve {
+	if reserve, crossed := reserveCrossed(sp, need, m.limits.MinFreeBytes, m.limits.MinFreePercent); crossed {
 		m.log.Warn("refused: the storage free-space reserve would be crossed", "what", what,
 			"free", sp.Free, "need", need, "reserve", reserve)
 		return errdefs.Quotaf("%s refused: the host's disk is nearly full (less than the free-space reserve of storage.min_free_bytes / storage.min_free_percent would remain); delete snapshots or workspaces", what)
 	}
 	return nil
+}
+
+// reserveCrossed reports whether using need more bytes of sp would leave
+// less free than the reserve: the larger of minFree bytes and minPercent of
+// the filesystem.
+func reserveCrossed(sp storage.Space, need, minFree int64, minPercent int) (reserve int64, crossed bool) {
+	reserve = max(minFree, sp.Total/100*int64(minPercent))
+	return reserve, sp.Free-need < reserve
 }
 
 // pruneLayers removes the disk layers and memory states that no workspace

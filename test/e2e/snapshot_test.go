@@ -108,6 +108,9 @@ func TestMemorySnapshotRestoreAndFork(t *testing.T) {
 
 	pid := sh(ctx, t, s, src.ID, "sleep 1000 >/dev/null 2>&1 & echo $! > /tmp/pid; echo two > /root/a; sync; cat /tmp/pid")
 	machineID := sh(ctx, t, s, src.ID, "cat /etc/machine-id")
+	if len(machineID) != 32 {
+		t.Errorf("a new workspace's machine-id is %q; each workspace needs its own", machineID)
+	}
 	mem1 := snapshot(ctx, t, s, map[string]any{"workspace_id": src.ID, "action": "create", "name": "mem1", "include_memory": true})
 	if !mem1.HasMemory || mem1.MemoryBytes < 1<<20 {
 		t.Fatalf("memory snapshot = %+v, want has_memory and a memory state", mem1)
