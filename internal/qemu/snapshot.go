@@ -123,6 +123,34 @@ func (q *QMP) LoadState(ctx context.Context, f *os.File) (MigrationInfo, error) 
 	return q.waitMigration(ctx, "completed")
 }
 
+// StopMigration cancels a migration that is still running (migrate_cancel)
+// and waits until it has ended, cancelled or completed. It reports whether
+// one was running. A daemon that died while a VM saved its memory leaves
+// such a migration behind: run to completion, it would pause the VM again
+// and hand its disks away.
+func (q *QMP) StopMigration(ctx context.Context) (bool, error) {
+	for ran := false; ; ran = true {
+		var info MigrationInfo
+		if err := q.Execute(ctx, "query-migrate", nil, &info); err != nil {
+			return ran, err
+		}
+		switch info.Status {
+		case "", "none", "completed", "failed", "cancelled":
+			return ran, nil
+		}
+		if !ran {
+			if err := q.Execute(ctx, "migrate_cancel", nil, nil); err != nil {
+				return ran, err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ran, fmt.Errorf("waiting for the migration to end (%s): %w", info.Status, context.Cause(ctx))
+		case <-time.After(migrationPoll):
+		}
+	}
+}
+
 // errMigration is a migration that ended without completing.
 var errMigration = errors.New("migration did not complete")
 

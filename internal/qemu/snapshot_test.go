@@ -162,3 +162,50 @@ func TestLoadStateRefusesGarbage(t *testing.T) {
 		t.Fatal("LoadState accepted garbage")
 	}
 }
+
+// TestStopMigrationEndsASaveLeftRunning: a save into a descriptor nobody
+// drains (a daemon that died mid-save leaves one like it) is cancelled, and
+// the machine is left paused with its disk, not handed away.
+func TestStopMigrationEndsASaveLeftRunning(t *testing.T) {
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "a.qcow2")
+	qemuImg(t, "create", "-q", "-f", "qcow2", disk, "64M")
+	q := startDiskQEMU(t, disk)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if ran, err := q.StopMigration(ctx); err != nil || ran {
+		t.Fatalf("StopMigration with no migration = %v, %v", ran, err)
+	}
+	for _, cmd := range []string{"cont", "stop"} {
+		if err := q.Execute(ctx, cmd, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := q.GetFD(ctx, "stuck", w); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if err := q.Execute(ctx, "migrate", map[string]any{"uri": "fd:stuck"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ran, err := q.StopMigration(ctx)
+	if err != nil || !ran {
+		t.Fatalf("StopMigration = %v, %v; want a running save ended", ran, err)
+	}
+	var info MigrationInfo
+	if err := q.Execute(ctx, "query-migrate", nil, &info); err != nil || info.Status != "cancelled" {
+		t.Fatalf("after StopMigration: %+v, %v; want cancelled", info, err)
+	}
+	// The machine keeps its disk: it can run and be saved again.
+	if err := q.Execute(ctx, "cont", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := q.QueryStatus(ctx); st.Status != "running" {
+		t.Errorf("after cont: %q", st.Status)
+	}
+}

@@ -289,6 +289,21 @@ func (v *VM) connect(ctx context.Context, fresh bool) error {
 		if err != nil {
 			return fmt.Errorf("querying vm status: %w", err)
 		}
+		if st.Status == "inmigrate" {
+			// A daemon died before the VM got its saved state.
+			return errors.New("the vm never received the memory state it was started to resume")
+		}
+		// A daemon that died while the VM saved its memory for a snapshot
+		// leaves the save running: run to completion it would pause the VM
+		// again and hand its disk away. End it before anything else.
+		if ran, err := q.StopMigration(ctx); err != nil {
+			return fmt.Errorf("ending a memory save left running: %w", err)
+		} else if ran {
+			v.log.Warn("ended a memory save a previous daemon left running")
+			if st, err = q.QueryStatus(ctx); err != nil {
+				return fmt.Errorf("querying vm status: %w", err)
+			}
+		}
 		switch st.Status {
 		case "prelaunch":
 			cont = true
@@ -297,9 +312,6 @@ func (v *VM) connect(ctx context.Context, fresh bool) error {
 			// is meant to stay paused without a daemon that resumes it.
 			v.log.Warn("resuming a vm left paused", "status", st.Status)
 			cont = true
-		case "inmigrate":
-			// A daemon died before the VM got its saved state.
-			return errors.New("the vm never received the memory state it was started to resume")
 		}
 	}
 	if cont {
