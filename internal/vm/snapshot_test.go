@@ -2,6 +2,7 @@ package vm
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,7 +14,7 @@ import (
 )
 
 // layeredSpec is testSpec on a layer store the test can snapshot.
-func layeredSpec(t *testing.T, id string) (Spec, *storage.Qcow2) {
+func layeredSpec(t testing.TB, id string) (Spec, *storage.Qcow2) {
 	t.Helper()
 	testenv.Require(t, "root", "qemu", "qemu-img", "image")
 	img, err := image.Load(testenv.ImageDir())
@@ -157,4 +158,86 @@ func TestNodeName(t *testing.T) {
 			t.Errorf("nodeName(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// BenchmarkSnapshotAndFork measures, on one running source VM: a disk
+// snapshot (the VM moves onto a new top layer), a memory snapshot (paused,
+// disk frozen, memory saved, resumed), and a fork from each (a new top on
+// the frozen layer, QEMU start to the guest answering: a cold boot for the
+// disk snapshot, a resumed state for the memory one). Only the source and
+// one fork run at a time.
+func BenchmarkSnapshotAndFork(b *testing.B) {
+	spec, disks := layeredSpec(b, "bench-src")
+	r := newTestRunner(b, func(c *Config) { c.Logger = nil; c.BootTimeout = 2 * time.Minute })
+	v := startTestVM(b, r, spec)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+
+	var diskLayer, memLayer string
+	b.Run("snapshot-disk", func(b *testing.B) {
+		for b.Loop() {
+			l, err := disks.Freeze(ctx, spec.ID, v.FreezeDisk)
+			if err != nil {
+				b.Fatal(err)
+			}
+			diskLayer = l
+		}
+	})
+	b.Run("snapshot-memory", func(b *testing.B) {
+		var paused time.Duration
+		var bytes int64
+		for b.Loop() {
+			start := time.Now()
+			if err := v.Pause(ctx); err != nil {
+				b.Fatal(err)
+			}
+			l, err := disks.Freeze(ctx, spec.ID, v.FreezeDisk)
+			if err != nil {
+				b.Fatal(err)
+			}
+			mem, _ := disks.MemoryPath(l)
+			info, err := v.SaveMemory(ctx, mem)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := v.Resume(ctx); err != nil {
+				b.Fatal(err)
+			}
+			paused += time.Since(start)
+			bytes = info.Bytes
+			memLayer = l
+		}
+		b.ReportMetric(float64(paused.Milliseconds())/float64(b.N), "paused-ms/op")
+		b.ReportMetric(float64(bytes)/(1<<20), "state-MiB")
+	})
+	fork := func(b *testing.B, layer string, memory bool) {
+		n := 0
+		for b.Loop() {
+			n++
+			id := fmt.Sprintf("bench-fork-%d-%v", n, memory)
+			disk, err := disks.Branch(ctx, id, layer)
+			if err != nil {
+				b.Fatal(err)
+			}
+			fs := spec
+			fs.ID, fs.Disk = id, disk
+			fs.RunDir = filepath.Join(filepath.Dir(spec.RunDir), "run-"+id)
+			fs.LogDir = filepath.Join(filepath.Dir(spec.RunDir), "logs-"+id)
+			if memory {
+				fs.Incoming, _ = disks.MemoryPath(layer)
+			}
+			fv, err := r.Start(ctx, fs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			if err := fv.Kill(); err != nil {
+				b.Fatal(err)
+			}
+			disks.Destroy(ctx, id)
+			b.StartTimer()
+		}
+	}
+	b.Run("fork-disk", func(b *testing.B) { fork(b, diskLayer, false) })
+	b.Run("fork-memory", func(b *testing.B) { fork(b, memLayer, true) })
 }
