@@ -44,6 +44,10 @@ func (m *Manager) Fork(ctx context.Context, c Caller, ref string, req ForkReques
 	// The source's lock keeps the snapshot (and its layer) in place until
 	// every fork's disk stands on it.
 	unlockSrc := m.lock(src.ID)
+	if src, err = m.store.GetWorkspace(ctx, src.ID); err != nil || src.Owner != c.SessionID {
+		unlockSrc()
+		return nil, errNoWorkspace() // gone, or adopted by another session meanwhile
+	}
 	snap, err := m.store.GetSnapshot(ctx, src.ID, req.SnapshotName)
 	if err != nil {
 		unlockSrc()
@@ -161,25 +165,18 @@ func forkNames(req ForkRequest) ([]string, error) {
 }
 
 // recordForks creates the forks' records, state "creating", after checking
-// the session's and the host's workspace quotas in the same transaction.
+// the session's quotas (workspaces, memory, disk: each fork is the source's
+// size) and the host's VM maximum in the same transaction.
 func (m *Manager) recordForks(ctx context.Context, c Caller, src state.Workspace, snap state.Snapshot, forkNames []string) ([]state.Workspace, error) {
 	var out []state.Workspace
 	err := m.store.Tx(ctx, func(tx *state.Tx) error {
 		out = out[:0]
-		n := len(forkNames)
-		mine, err := tx.CountWorkspaces(ctx, c.SessionID)
-		if err != nil {
+		res := Resources{VCPUs: src.VCPUs, MemoryMB: src.MemoryMB, DiskGB: src.DiskGB}
+		if err := m.admit(ctx, tx, c.SessionID, res, len(forkNames)); err != nil {
+			if errdefs.Is(err, errdefs.Quota) {
+				return errdefs.With(errdefs.Quota, "count: "+errdefs.Public(err), err)
+			}
 			return err
-		}
-		if mine+n > m.limits.MaxWorkspacesPerSession {
-			return errdefs.Quotaf("count: this session has %d workspaces; %d more would pass the most allowed, %d (resources.max_workspaces_per_session)", mine, n, m.limits.MaxWorkspacesPerSession)
-		}
-		all, err := tx.CountWorkspaces(ctx, "")
-		if err != nil {
-			return err
-		}
-		if all+n > m.limits.MaxTotalVMs {
-			return errdefs.Quotaf("count: the host runs %d workspaces; %d more would pass the most allowed, %d (vm.max_total_vms)", all, n, m.limits.MaxTotalVMs)
 		}
 		for _, name := range forkNames {
 			w, err := tx.CreateWorkspace(ctx, state.Workspace{

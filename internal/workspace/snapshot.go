@@ -45,6 +45,9 @@ func (m *Manager) SnapshotCreate(ctx context.Context, c Caller, ref string, req 
 	if w, err = m.store.GetWorkspace(ctx, w.ID); err != nil {
 		return nil, err
 	}
+	if w.Owner != c.SessionID { // adopted by another session meanwhile
+		return nil, errNoWorkspace()
+	}
 	var v *vm.VM
 	switch w.State {
 	case state.WorkspaceRunning:
@@ -241,6 +244,12 @@ func (m *Manager) SnapshotDelete(ctx context.Context, c Caller, ref, name string
 	}
 	unlock := m.lock(w.ID)
 	defer unlock()
+	if w, err = m.store.GetWorkspace(ctx, w.ID); err != nil {
+		return err
+	}
+	if w.Owner != c.SessionID { // adopted by another session meanwhile
+		return errNoWorkspace()
+	}
 	snap, err := m.store.GetSnapshot(ctx, w.ID, name)
 	if err != nil {
 		return err
@@ -281,6 +290,9 @@ func (m *Manager) SnapshotRestore(ctx context.Context, c Caller, ref, name strin
 	defer unlock()
 	if w, err = m.store.GetWorkspace(ctx, w.ID); err != nil {
 		return nil, err
+	}
+	if w.Owner != c.SessionID { // adopted by another session meanwhile
+		return nil, errNoWorkspace()
 	}
 	switch w.State {
 	case state.WorkspaceRunning, state.WorkspaceStopped, state.WorkspaceError:

@@ -31,6 +31,11 @@ max_snapshots_per_workspace = 2
 
 [resources]
 max_workspaces_per_session = 2
+
+# Refused forks count against the create-class rate limit (5 a minute by
+# default); this test makes nine create-class calls.
+[limits]
+create_per_min = 20
 `)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
