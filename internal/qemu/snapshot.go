@@ -151,6 +151,78 @@ func (q *QMP) StopMigration(ctx context.Context) (bool, error) {
 	}
 }
 
+// StreamLayers takes the layers between two files of the VM's disk chain out
+// of it: everything they hold is copied into the node of the file child, and
+// the node of the file base becomes its backing (block-stream; child may be
+// the top or a layer under it). It waits for the job to end. QEMU rewrites
+// child's header; the layers in between are unused afterwards.
+func (q *QMP) StreamLayers(ctx context.Context, child, base string) error {
+	nodes, err := q.qcow2Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	childNode, baseNode := nodes[child], nodes[base]
+	if childNode == "" || baseNode == "" {
+		return fmt.Errorf("block-stream: %s or %s is not in the VM's disk chain", child, base)
+	}
+	const job = "agentiso-stream"
+	// A job an earlier caller stopped waiting for may still be listed.
+	_ = q.Execute(ctx, "job-dismiss", map[string]any{"id": job}, nil)
+	if err := q.Execute(ctx, "block-stream", map[string]any{
+		"job-id": job, "device": childNode, "base-node": baseNode, "auto-dismiss": false,
+	}, nil); err != nil {
+		return err
+	}
+	for {
+		var jobs []struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+			Error  string `json:"error"`
+		}
+		if err := q.Execute(ctx, "query-jobs", nil, &jobs); err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			if j.ID != job || j.Status != "concluded" {
+				continue
+			}
+			if err := q.Execute(ctx, "job-dismiss", map[string]any{"id": job}, nil); err != nil {
+				return err
+			}
+			if j.Error != "" {
+				return fmt.Errorf("block-stream: %s", j.Error)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			// The job goes on in QEMU and ends by itself; what it copies
+			// is already in the chain, so stopping half-way loses nothing.
+			return fmt.Errorf("waiting for block-stream: %w", context.Cause(ctx))
+		case <-time.After(migrationPoll):
+		}
+	}
+}
+
+// qcow2Nodes maps the file of each qcow2 node of the VM to its node name.
+func (q *QMP) qcow2Nodes(ctx context.Context) (map[string]string, error) {
+	var nodes []struct {
+		NodeName string `json:"node-name"`
+		File     string `json:"file"`
+		Driver   string `json:"drv"`
+	}
+	if err := q.Execute(ctx, "query-named-block-nodes", map[string]any{"flat": true}, &nodes); err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(nodes))
+	for _, n := range nodes {
+		if n.Driver == "qcow2" {
+			out[n.File] = n.NodeName
+		}
+	}
+	return out, nil
+}
+
 // errMigration is a migration that ended without completing.
 var errMigration = errors.New("migration did not complete")
 

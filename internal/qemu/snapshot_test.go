@@ -209,3 +209,44 @@ func TestStopMigrationEndsASaveLeftRunning(t *testing.T) {
 		t.Errorf("after cont: %q", st.Status)
 	}
 }
+
+// TestStreamLayersTakesAMiddleLayerOut: in base <- a <- u <- c <- top, with
+// the VM holding top, u's content moves into c and c then stands on a.
+func TestStreamLayersTakesAMiddleLayerOut(t *testing.T) {
+	dir := t.TempDir()
+	path := func(n string) string { return filepath.Join(dir, n+".qcow2") }
+	qemuImg(t, "create", "-q", "-f", "qcow2", path("base"), "64M")
+	prev := "base"
+	for _, n := range []string{"a", "u", "c", "top"} {
+		qemuImg(t, "create", "-q", "-f", "qcow2", "-b", path(prev), "-F", "qcow2", path(n))
+		prev = n
+	}
+	if out, err := exec.Command("qemu-io", "-f", "qcow2", "-c", "write -P 0x11 1M 2M", path("u")).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	q := startDiskQEMU(t, path("top"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	if err := q.StreamLayers(ctx, path("c"), "/no/such.qcow2"); err == nil {
+		t.Fatal("StreamLayers onto a file outside the chain succeeded")
+	}
+	if err := q.StreamLayers(ctx, path("c"), path("a")); err != nil {
+		t.Fatal(err)
+	}
+	if info := qemuImg(t, "info", "-U", path("c")); !strings.Contains(info, "backing file: "+path("a")+"\n") {
+		t.Errorf("c does not stand on a after the stream:\n%s", info)
+	}
+	// c holds what u held: read c's chain without u.
+	if out, err := exec.Command("qemu-io", "-r", "-U", "-f", "qcow2", "-c", "read -P 0x11 1M 2M", path("c")).CombinedOutput(); err != nil || strings.Contains(string(out), "Pattern verification failed") {
+		t.Errorf("u's data is not in c: %v\n%s", err, out)
+	}
+	// The running VM no longer opens u.
+	nodes, err := q.qcow2Nodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := nodes[path("u")]; ok {
+		t.Errorf("the VM still has u open: %v", nodes)
+	}
+}

@@ -319,6 +319,80 @@ func (q *Qcow2) Branch(ctx context.Context, id, layer string) (_ string, err err
 	return q.layerPath(top), nil
 }
 
+// Squash takes a frozen layer out of id's chain. See Backend.
+func (q *Qcow2) Squash(ctx context.Context, id, layer string, live func(ctx context.Context, child, parent string) error) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	if err := checkLayer(layer); err != nil {
+		return err
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	top, err := q.readTop(id)
+	if err != nil {
+		return err
+	}
+	chain, err := q.chainOf(top)
+	if err != nil {
+		return err
+	}
+	i := slices.Index(chain, layer)
+	if i < 0 {
+		return errdefs.NotFoundf("layer %s is not under the disk of %s", layer, id)
+	}
+	child := top
+	if i > 0 {
+		child = chain[i-1]
+	}
+	// Any other disk standing on the layer stands on child's file too, or
+	// on the layer directly: either way the layer is not id's to change.
+	ids, err := q.diskIDs()
+	if err != nil {
+		return err
+	}
+	for _, other := range ids {
+		if other == id {
+			continue
+		}
+		t, err := q.readTop(other)
+		if err != nil {
+			continue
+		}
+		oc, err := q.chainOf(t)
+		if err != nil {
+			return err
+		}
+		if t == layer || slices.Contains(oc, layer) {
+			return errdefs.Conflictf("layer %s is shared with another disk", layer)
+		}
+	}
+	parent, err := readBacking(q.layerPath(layer))
+	if err != nil {
+		return fmt.Errorf("reading layer %s: %w", layer, err)
+	}
+	if parent == "" {
+		return fmt.Errorf("layer %s has no backing file", layer)
+	}
+	childPath := q.layerPath(child)
+	if live != nil {
+		err = live(ctx, childPath, parent)
+	} else {
+		// Safe mode: what child does not hold itself and the layer held is
+		// copied into child before its backing changes.
+		_, err = hostcmd.Run(ctx, q.qemuImg, "rebase", "-q", "-f", "qcow2", "-b", parent, "-F", "qcow2", childPath)
+	}
+	if err != nil {
+		return fmt.Errorf("squashing layer %s of %s: %w", layer, id, err)
+	}
+	// The chain is read from the headers: check that the child moved.
+	if b, err := readBacking(childPath); err != nil || b != parent {
+		return fmt.Errorf("squashing layer %s of %s: its child stands on %q, want %q (%v)", layer, id, b, parent, err)
+	}
+	q.log.Debug("layer squashed", "workspace", id, "layer", layer, "into", child, "live", live != nil)
+	return nil
+}
+
 // Chain lists the frozen layers under id's top, nearest first.
 func (q *Qcow2) Chain(ctx context.Context, id string) ([]string, error) {
 	top, err := q.Top(id)

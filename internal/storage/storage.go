@@ -46,6 +46,14 @@ type Backend interface {
 	// replacement (a restore; the old top is removed, so no VM may be
 	// running on it). It returns the new top's path.
 	Branch(ctx context.Context, id, layer string) (string, error)
+	// Squash takes the frozen layer out of id's chain: what it holds moves
+	// into the layer above it, which then stands on the layer's parent; the
+	// guest sees the same disk. It refuses a layer another disk stands on.
+	// The caller makes sure no snapshot names it. When a running VM holds
+	// the disk, live does the move (QEMU's block-stream into the node of
+	// the file child, down to the node of the file parent); otherwise the
+	// backend does. The squashed layer is left for Prune.
+	Squash(ctx context.Context, id, layer string, live func(ctx context.Context, child, parent string) error) error
 	// Chain lists the frozen layers under id's top, nearest first.
 	Chain(ctx context.Context, id string) ([]string, error)
 	// Layer describes a frozen layer.

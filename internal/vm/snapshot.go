@@ -121,6 +121,21 @@ func (v *VM) SaveMemory(ctx context.Context, path string) (_ MemoryInfo, err err
 	return MemoryInfo{Bytes: fi.Size(), Took: took}, nil
 }
 
+// StreamLayers takes the layers between the files child and parent out of
+// the running VM's disk chain (QMP block-stream): their content moves into
+// child, which then stands on parent. The guest sees the same disk
+// throughout.
+func (v *VM) StreamLayers(ctx context.Context, child, parent string) error {
+	q, err := v.monitor()
+	if err != nil {
+		return err
+	}
+	if err := q.StreamLayers(ctx, child, parent); err != nil {
+		return fmt.Errorf("merging disk layers of vm %s: %w", v.spec.ID, err)
+	}
+	return nil
+}
+
 // monitor returns the VM's QMP connection, or an error once it is gone.
 func (v *VM) monitor() (*qemu.QMP, error) {
 	q := v.QMP()

@@ -99,6 +99,7 @@ func (m *Manager) SnapshotCreate(ctx context.Context, c Caller, ref string, req 
 			m.log.Error("removing a failed snapshot's record", "workspace", w.ID, "err", err)
 		}
 		m.pruneLayers(bg)
+		m.compact(bg, w.ID) // the layer may have been frozen before the failure
 	})
 
 	start := time.Now()
@@ -269,6 +270,7 @@ func (m *Manager) SnapshotDelete(ctx context.Context, c Caller, ref, name string
 		return err
 	}
 	m.pruneLayers(ctx)
+	m.compact(ctx, w.ID)
 	m.log.Info("snapshot deleted", "workspace", w.ID, "snapshot", name)
 	return nil
 }
@@ -457,6 +459,66 @@ func reserveCrossed(sp storage.Space, need, minFree int64, minPercent int) (rese
 	return reserve, sp.Free-need < reserve
 }
 
+// compact keeps workspace id's chain short: every frozen layer under its
+// disk that no snapshot names and no other disk stands on (a deleted
+// snapshot's, or one a failed or interrupted snapshot froze) is squashed
+// into the layer above it, by the running VM when there is one. So a chain
+// has at most one layer per snapshot, plus the layers it shares with forks,
+// however many snapshots were made and deleted. The caller holds id's lock
+// (or runs before requests are served).
+func (m *Manager) compact(ctx context.Context, id string) {
+	snaps, err := m.store.ListSnapshots(ctx, "")
+	if err != nil {
+		m.log.Error("listing snapshots to compact a disk", "workspace", id, "err", err)
+		return
+	}
+	named := map[string]bool{}
+	for _, s := range snaps {
+		named[s.Layer] = true
+	}
+	squashed := 0
+	for tries := 0; tries < 64; tries++ {
+		chain, err := m.disks.Chain(ctx, id)
+		if err != nil {
+			m.log.Error("reading a disk's chain", "workspace", id, "err", err)
+			return
+		}
+		var target string
+		for _, l := range chain {
+			if named[l] {
+				continue
+			}
+			deps, err := m.disks.Dependents(ctx, l)
+			if err != nil {
+				m.log.Error("finding a layer's disks", "workspace", id, "err", err)
+				return
+			}
+			if len(deps) == 1 && deps[0] == id {
+				target = l
+				break
+			}
+		}
+		if target == "" {
+			break
+		}
+		var live func(context.Context, string, string) error
+		m.mu.Lock()
+		if v := m.live[id]; v != nil {
+			live = v.StreamLayers
+		}
+		m.mu.Unlock()
+		if err := m.disks.Squash(ctx, id, target, live); err != nil {
+			m.log.Error("squashing an unnamed disk layer", "workspace", id, "layer", target, "err", err)
+			break
+		}
+		squashed++
+	}
+	if squashed > 0 {
+		m.log.Info("disk chain shortened", "workspace", id, "layers_squashed", squashed)
+		m.pruneLayers(ctx)
+	}
+}
+
 // pruneLayers removes the disk layers and memory states that no workspace
 // and no snapshot needs any more.
 func (m *Manager) pruneLayers(ctx context.Context) {
@@ -515,6 +577,9 @@ func (m *Manager) recoverSnapshots(ctx context.Context) {
 			continue
 		}
 		m.log.Warn("removed a snapshot a crash interrupted", "workspace", s.WorkspaceID, "snapshot", s.Name, "memory", s.Memory, "frozen", frozen)
+		if frozen {
+			m.compact(ctx, s.WorkspaceID)
+		}
 	}
 }
 

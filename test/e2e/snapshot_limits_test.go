@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -162,6 +163,77 @@ min_free_bytes = 1152921504606846976
 	// The workspace is untouched and running.
 	if got := sh(ctx, t, s, ws.ID, "echo ok"); got != "ok" {
 		t.Errorf("exec after the refusals: %q", got)
+	}
+	call[map[string]any](ctx, t, s, "workspace_destroy", map[string]any{"workspace_id": ws.ID})
+	assertNothingLeft(t, d)
+}
+
+// TestSnapshotChainStaysShort: an agent that keeps taking a new snapshot and
+// deleting the previous one must not grow its disk chain without bound. The
+// layers of deleted snapshots are merged into the layer above them (by the
+// running VM, and offline when stopped), and what the disk and a memory
+// snapshot above a merged layer hold is unchanged by it.
+func TestSnapshotChainStaysShort(t *testing.T) {
+	d := startDaemon(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	s := d.client(ctx)
+	ws := call[wsInfo](ctx, t, s, "workspace_create", map[string]any{"name": "chain", "memory_mb": 256})
+	marks := func(n int) string {
+		out := ""
+		for i := range n {
+			out += fmt.Sprintf("%d\n", i)
+		}
+		return strings.TrimSpace(out)
+	}
+	pid := ""
+	for i := range 6 {
+		sh(ctx, t, s, ws.ID, fmt.Sprintf("echo %d > /root/mark-%d; sync", i, i))
+		args := map[string]any{"workspace_id": ws.ID, "action": "create", "name": fmt.Sprintf("c-%d", i)}
+		if i == 3 {
+			pid = sh(ctx, t, s, ws.ID, "sleep 1000 >/dev/null 2>&1 & echo $!")
+			args["include_memory"] = true
+		}
+		snapshot(ctx, t, s, args)
+		// Delete the previous snapshot, except the memory snapshot c-3:
+		// deleting c-2 merges its layer into c-3's, under a saved memory.
+		if prev := i - 1; prev >= 0 && prev != 3 {
+			snapshot(ctx, t, s, map[string]any{"workspace_id": ws.ID, "action": "delete", "name": fmt.Sprintf("c-%d", prev)})
+		}
+	}
+	var left []string
+	for _, sn := range snapshot(ctx, t, s, map[string]any{"workspace_id": ws.ID, "action": "list"}).Snapshots {
+		left = append(left, sn.Name)
+	}
+	if strings.Join(left, ",") != "c-3,c-5" {
+		t.Fatalf("snapshots left: %v", left)
+	}
+	// c-3's and c-5's layers, c-3's memory state and the top: the deleted
+	// snapshots' layers were merged away.
+	if n := layerFiles(t, d); n != 4 {
+		t.Errorf("layer store holds %d files, want 4", n)
+	}
+	if got := sh(ctx, t, s, ws.ID, "cat /root/mark-*"); got != marks(6) {
+		t.Errorf("marks after merging = %q", got)
+	}
+	r := snapshot(ctx, t, s, map[string]any{"workspace_id": ws.ID, "action": "restore", "name": "c-3"})
+	if r.State != "running" {
+		t.Fatalf("restore c-3 = %+v", r)
+	}
+	if got := sh(ctx, t, s, ws.ID, "cat /root/mark-*; kill -0 "+pid+" && echo alive"); got != marks(4)+"\nalive" {
+		t.Errorf("after restoring c-3 over a merged layer: %q", got)
+	}
+
+	// Offline: stopped, the same merge runs without a VM.
+	snapshot(ctx, t, s, map[string]any{"workspace_id": ws.ID, "action": "create", "name": "c-6"})
+	call[wsInfo](ctx, t, s, "workspace_stop", map[string]any{"workspace_id": ws.ID})
+	snapshot(ctx, t, s, map[string]any{"workspace_id": ws.ID, "action": "delete", "name": "c-3"})
+	if n := layerFiles(t, d); n != 2 {
+		t.Errorf("after an offline delete the layer store holds %d files, want c-6's layer and the top", n)
+	}
+	call[wsInfo](ctx, t, s, "workspace_start", map[string]any{"workspace_id": ws.ID})
+	if got := sh(ctx, t, s, ws.ID, "cat /root/mark-*"); got != marks(4) {
+		t.Errorf("marks after the offline merge = %q", got)
 	}
 	call[map[string]any](ctx, t, s, "workspace_destroy", map[string]any{"workspace_id": ws.ID})
 	assertNothingLeft(t, d)

@@ -440,6 +440,68 @@ func runLayers(t *testing.T, h Harness, ctx func(*testing.T) context.Context) {
 		}
 	})
 
+	t.Run("SquashKeepsTheDiskAndShortensTheChain", func(t *testing.T) {
+		b, base := h.New(t), h.Base(t)
+		p, err := b.Create(ctx(t), "ws-s", base, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Write(t, p, 0, PatternLen, DiskPattern)
+		l1, err := b.Freeze(ctx(t), "ws-s", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ = b.Path("ws-s")
+		h.Write(t, p, PatternLen, PatternLen, LaterPattern)
+		l2, err := b.Freeze(ctx(t), "ws-s", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ = b.Path("ws-s")
+		h.Write(t, p, 2*PatternLen, PatternLen, ForkPattern)
+		holdsAll := func(what string) {
+			t.Helper()
+			if !h.Holds(t, p, 0, PatternLen, DiskPattern) || !h.Holds(t, p, PatternLen, PatternLen, LaterPattern) ||
+				!h.Holds(t, p, 2*PatternLen, PatternLen, ForkPattern) {
+				t.Fatalf("%s changed what the disk holds", what)
+			}
+		}
+
+		// A middle layer: its content moves into the layer above.
+		if err := b.Squash(ctx(t), "ws-s", l1, nil); err != nil {
+			t.Fatal(err)
+		}
+		holdsAll("squashing a middle layer")
+		if chain, _ := b.Chain(ctx(t), "ws-s"); !slices.Equal(chain, []string{l2}) {
+			t.Errorf("chain after squashing %s = %v, want [%s]", l1, chain, l2)
+		}
+		if _, err := b.Prune(ctx(t), map[string]storage.Pin{l2: {}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Layer(ctx(t), l1); !errdefs.Is(err, errdefs.NotFound) {
+			t.Errorf("the squashed layer survived Prune: %v", err)
+		}
+		holdsAll("pruning the squashed layer")
+
+		// A layer another disk stands on is not this disk's to change.
+		if _, err := b.Branch(ctx(t), "ws-s2", l2); err != nil {
+			t.Fatal(err)
+		}
+		wantClass(t, b.Squash(ctx(t), "ws-s", l2, nil), errdefs.Conflict, "squashing a shared layer")
+		if err := b.Destroy(ctx(t), "ws-s2"); err != nil {
+			t.Fatal(err)
+		}
+		// The bottom layer: the top then stands on the base.
+		if err := b.Squash(ctx(t), "ws-s", l2, nil); err != nil {
+			t.Fatal(err)
+		}
+		holdsAll("squashing the bottom layer")
+		if chain, _ := b.Chain(ctx(t), "ws-s"); len(chain) != 0 {
+			t.Errorf("chain after squashing every layer = %v", chain)
+		}
+		wantClass(t, b.Squash(ctx(t), "ws-s", l2, nil), errdefs.NotFound, "squashing a layer not in the chain")
+	})
+
 	t.Run("Space", func(t *testing.T) {
 		s, err := h.New(t).Space(ctx(t))
 		if err != nil || s.Total <= 0 || s.Free < 0 || s.Free > s.Total {
