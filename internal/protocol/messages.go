@@ -10,8 +10,10 @@ import (
 )
 
 // Version is the protocol revision. The guest reports it in Pong so the host
-// can refuse a guest it does not understand.
-const Version = 1
+// can refuse a guest it does not understand: an image built before a change
+// fails at its first Ping with "rebuild the guest image", not later on a
+// message it lacks. Revision 2 added Renew.
+const Version = 2
 
 // Type names a message on the wire.
 type Type string
