@@ -60,6 +60,13 @@ func (m *Manager) Fork(ctx context.Context, c Caller, ref string, req ForkReques
 		unlockSrc()
 		return nil, errdefs.Conflictf("snapshot_name: the snapshot is still being made")
 	}
+	incoming := ""
+	if snap.Memory {
+		if incoming, err = m.disks.MemoryPath(snap.Layer); err != nil {
+			unlockSrc()
+			return nil, err
+		}
+	}
 	forks, err := m.recordForks(ctx, c, src, snap, forkNames)
 	if err != nil {
 		unlockSrc()
@@ -88,12 +95,6 @@ func (m *Manager) Fork(ctx context.Context, c Caller, ref string, req ForkReques
 	}
 	unlockSrc()
 
-	incoming := ""
-	if snap.Memory {
-		if incoming, err = m.disks.MemoryPath(snap.Layer); err != nil {
-			return nil, err
-		}
-	}
 	// Boots are CPU-bound (under TCG especially): as many at once as
 	// there are CPUs, at least two.
 	sem := make(chan struct{}, max(2, runtime.NumCPU()))
