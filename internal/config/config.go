@@ -41,6 +41,7 @@ type Config struct {
 	Resources Resources `toml:"resources" comment:"Workspace sizes: the defaults a create request gets and the maxima it may ask for."`
 	Exec      Exec      `toml:"exec" comment:"Commands run in workspaces."`
 	Files     Files     `toml:"files" comment:"Files moved between the host and workspaces."`
+	Storage   Storage   `toml:"storage" comment:"Workspace disks and snapshots: how many, and how much of the host's disk they may leave free."`
 	Limits    Limits    `toml:"limits" comment:"How much clients may ask of the daemon: calls per minute by cost class (per session and for all sessions together), connections, and requests in flight to guests."`
 	Vault     Vault     `toml:"vault" comment:"The shared markdown knowledge base, on the host."`
 }
@@ -103,6 +104,15 @@ type Exec struct {
 // Files bounds file transfers between server.transfer_dir and workspaces.
 type Files struct {
 	MaxTransferBytes int64 `toml:"max_transfer_bytes" comment:"Largest file one file_transfer moves, either way."`
+}
+
+// Storage bounds snapshots and guards the host's free space (finding M-19:
+// snapshots must not be a way around disk quotas, and the host's disk must
+// not fill).
+type Storage struct {
+	MaxSnapshotsPerWorkspace int   `toml:"max_snapshots_per_workspace" comment:"Snapshots one workspace may keep."`
+	MinFreeBytes             int64 `toml:"min_free_bytes" comment:"New snapshots and forks are refused when they would leave less free space than this on the data directory's filesystem."`
+	MinFreePercent           int   `toml:"min_free_percent" comment:"The same guard as a share of that filesystem's size; the larger of the two applies."`
 }
 
 // Limits bound what clients may ask of the daemon. Tool calls fall into three
@@ -172,6 +182,11 @@ func Default() Config {
 		},
 		Files: Files{
 			MaxTransferBytes: 1 << 30,
+		},
+		Storage: Storage{
+			MaxSnapshotsPerWorkspace: 16,
+			MinFreeBytes:             2 << 30,
+			MinFreePercent:           5,
 		},
 		Limits: Limits{
 			CreatePerMin:        5,

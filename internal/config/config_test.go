@@ -156,6 +156,9 @@ func TestValidate(t *testing.T) {
 		{"vault disabled", func(c *Config) { c.Vault.Enabled = false }, ""},
 		{"tiny transfer limit", func(c *Config) { c.Files.MaxTransferBytes = 1000 }, "files.max_transfer_bytes: 1000 is below the minimum 1048576"},
 		{"huge transfer limit", func(c *Config) { c.Files.MaxTransferBytes = 1 << 41 }, "files.max_transfer_bytes: 2199023255552 is above the maximum 1099511627776"},
+		{"no snapshots allowed", func(c *Config) { c.Storage.MaxSnapshotsPerWorkspace = 0 }, "storage.max_snapshots_per_workspace: 0 is below the minimum 1"},
+		{"negative free-space guard", func(c *Config) { c.Storage.MinFreeBytes = -1 }, "storage.min_free_bytes: -1 is below the minimum 0"},
+		{"free-space guard of the whole disk", func(c *Config) { c.Storage.MinFreePercent = 100 }, "storage.min_free_percent: 100 is above the maximum 95"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

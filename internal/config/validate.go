@@ -43,6 +43,7 @@ func (c Config) Validate() error {
 	c.Resources.validate(&p, c.VM)
 	c.Exec.validate(&p)
 	c.Files.validate(&p)
+	c.Storage.validate(&p)
 	c.Limits.validate(&p)
 	c.Vault.validate(&p)
 	if len(p) == 0 {
@@ -139,6 +140,12 @@ const MaxTransferBytes = 1 << 40
 
 func (f Files) validate(p *problems) {
 	p.intRange("files.max_transfer_bytes", f.MaxTransferBytes, 1<<20, MaxTransferBytes)
+}
+
+func (s Storage) validate(p *problems) {
+	p.intRange("storage.max_snapshots_per_workspace", int64(s.MaxSnapshotsPerWorkspace), 1, 1024)
+	p.intRange("storage.min_free_bytes", s.MinFreeBytes, 0, 1<<60)
+	p.intRange("storage.min_free_percent", int64(s.MinFreePercent), 0, 95)
 }
 
 // MaxCallsPerMin bounds every limits.*_per_min value.

@@ -91,6 +91,10 @@ type Options struct {
 	// PowerOff ends the machine after a Shutdown request has been
 	// answered; nil means syncing the disks and powering off.
 	PowerOff func() error
+	// AddEntropy credits host entropy to the kernel and reseeds its CRNG;
+	// SetClock steps the wall clock. nil means the real ones (see renew.go).
+	AddEntropy func(b []byte) error
+	SetClock   func(t time.Time) error
 }
 
 // Agent serves host channel sessions. One Agent serves any number of
@@ -152,6 +156,12 @@ func NewAgent(opts Options) *Agent {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.AddEntropy == nil {
+		opts.AddEntropy = addEntropy
+	}
+	if opts.SetClock == nil {
+		opts.SetClock = setClock
 	}
 	return &Agent{
 		opts:  opts,
@@ -325,6 +335,8 @@ func (a *Agent) handle(st net.Conn) {
 		a.reply(st, a.pong())
 	case *protocol.Configure:
 		a.replyDone(st, a.configure(m))
+	case *protocol.Renew:
+		a.replyDone(st, a.renew(m))
 	case *protocol.Exec:
 		a.exec(st, m)
 	case *protocol.FileWrite:

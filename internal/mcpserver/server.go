@@ -158,6 +158,7 @@ func (t *tools) register(s *mcp.Server) {
 	t.registerFileTools(s)
 	t.registerJobTools(s)
 	t.registerFileOpsTools(s)
+	t.registerSnapshotTools(s)
 	t.registerSessionTools(s)
 	t.registerVaultTools(s)
 }

@@ -43,6 +43,7 @@ func sampleMessages() []Message {
 		&FileList{Path: "/a", MaxEntries: 100},
 		&DirEntries{Entries: []DirEntry{{Name: "f", Type: EntryFile, Size: 3, Mode: 0o644, MtimeNs: 9}, {Name: "l", Type: EntrySymlink, Target: "/x"}}},
 		&ListEnd{Total: 5, Truncated: true},
+		&Renew{Entropy: bytes.Repeat([]byte{7}, 64), RealtimeNs: 1764387862000000000, MachineID: "0123456789abcdef0123456789abcdef"},
 	}
 }
 

@@ -10,8 +10,10 @@ import (
 )
 
 // Version is the protocol revision. The guest reports it in Pong so the host
-// can refuse a guest it does not understand.
-const Version = 1
+// can refuse a guest it does not understand: an image built before a change
+// fails at its first Ping with "rebuild the guest image", not later on a
+// message it lacks. Revision 2 added Renew.
+const Version = 2
 
 // Type names a message on the wire.
 type Type string
@@ -78,6 +80,7 @@ var registry = map[Type]func() Message{
 	TypeFileList:   func() Message { return new(FileList) },
 	TypeDirEntries: func() Message { return new(DirEntries) },
 	TypeListEnd:    func() Message { return new(ListEnd) },
+	TypeRenew:      func() Message { return new(Renew) },
 }
 
 // Ping asks the guest whether it is ready. The first answered Ping after boot

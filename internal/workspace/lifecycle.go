@@ -76,6 +76,11 @@ func (m *Manager) Create(ctx context.Context, c Caller, req CreateRequest) (*Inf
 	if err != nil {
 		return nil, err
 	}
+	// Every workspace is its own instance: its own machine-id (the image
+	// has none) and a reseeded RNG.
+	if err := m.renew(ctx, v, newMachineID()); err != nil {
+		return nil, err
+	}
 	bootMs := time.Since(start).Milliseconds()
 
 	w, err = m.store.UpdateWorkspace(ctx, w.ID, func(r *state.Workspace) error {
@@ -116,6 +121,9 @@ func (m *Manager) forget(id string) {
 	if err := m.store.DeleteWorkspace(ctx, id); err != nil && !errdefs.Is(err, errdefs.NotFound) {
 		m.log.Error("deleting workspace record", "workspace", id, "err", err)
 	}
+	// Its snapshots went with the record; their layers go unless forks
+	// stand on them.
+	m.pruneLayers(ctx)
 	m.mu.Lock()
 	delete(m.locks, id)
 	m.mu.Unlock()
@@ -331,6 +339,14 @@ func (m *Manager) info(ctx context.Context, w state.Workspace, owned bool) *Info
 	}
 	if u, err := m.disks.Usage(ctx, w.ID); err == nil {
 		i.DiskUsedBytes = u.Allocated
+	}
+	i.Snapshots = []string{}
+	if snaps, err := m.store.ListSnapshots(ctx, w.ID); err == nil {
+		for _, s := range snaps {
+			if s.State == state.SnapshotReady {
+				i.Snapshots = append(i.Snapshots, s.Name)
+			}
+		}
 	}
 	return i
 }

@@ -53,6 +53,12 @@ type Limits struct {
 	MaxTotalVMs int
 	// MinMemoryMB is the smallest guest that boots.
 	MinMemoryMB int
+	// MaxSnapshotsPerWorkspace bounds one workspace's snapshots; new
+	// snapshots and forks are refused when they would leave less than
+	// MinFreeBytes, or MinFreePercent of the storage filesystem, free (M-19).
+	MaxSnapshotsPerWorkspace int
+	MinFreeBytes             int64
+	MinFreePercent           int
 	// StaleSession is how long a session may be silent before another may
 	// take over its workspaces with workspace_adopt's force.
 	StaleSession time.Duration

@@ -45,8 +45,8 @@ func (m *Manager) admit(ctx context.Context, tx *state.Tx, owner string, res Res
 // the manager was wired.
 func (l Limits) check() error {
 	if l.MaxWorkspacesPerSession < 1 || l.MaxMemoryMBPerSession < 1 || l.MaxDiskGBPerSession < 1 ||
-		l.MaxTotalVMs < 1 || l.StaleSession <= 0 {
-		return errors.New("workspace manager: the session quotas, the VM maximum and the stale threshold must be positive")
+		l.MaxTotalVMs < 1 || l.StaleSession <= 0 || l.MaxSnapshotsPerWorkspace < 1 {
+		return errors.New("workspace manager: the session quotas, the VM maximum, the stale threshold and the snapshot cap must be positive")
 	}
 	return nil
 }

@@ -15,6 +15,10 @@ import (
 // that never finished are undone, and destroys that never finished are
 // finished. No workspace that was acknowledged is lost.
 func (m *Manager) Recover(ctx context.Context) error {
+	// A VM that switched to a new disk layer just before the crash keeps it.
+	if err := m.disks.Repair(ctx); err != nil {
+		return fmt.Errorf("repairing disks: %w", err)
+	}
 	ws, err := m.store.ListWorkspaces(ctx, state.WorkspaceFilter{})
 	if err != nil {
 		return fmt.Errorf("listing workspaces: %w", err)
@@ -37,6 +41,8 @@ func (m *Manager) Recover(ctx context.Context) error {
 			}
 		}
 	}
+	m.recoverSnapshots(ctx)
+	m.pruneLayers(ctx)
 	return nil
 }
 
