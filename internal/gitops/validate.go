@@ -1,0 +1,162 @@
+package gitops
+
+import (
+	"path"
+	"strings"
+
+	"github.com/agentiso/agentiso/internal/errdefs"
+)
+
+// Bounds of the parameters.
+const (
+	maxPathBytes    = 4096
+	maxURLBytes     = 4096
+	maxRefBytes     = 255
+	maxMessageBytes = 64 << 10
+	maxIdentBytes   = 256
+	maxDepth        = 1 << 20
+)
+
+// repoPath validates a repository path (field names the parameter) and
+// applies the default.
+func repoPath(field, p string) (string, error) {
+	if p == "" {
+		return DefaultPath, nil
+	}
+	if err := guestPath(field, p); err != nil {
+		return "", err
+	}
+	return path.Clean(p), nil
+}
+
+// guestPath accepts an absolute guest path without control characters.
+func guestPath(field, p string) error {
+	switch {
+	case p == "":
+		return errdefs.Invalidf("%s: required", field)
+	case len(p) > maxPathBytes:
+		return errdefs.Invalidf("%s: longer than %d bytes", field, maxPathBytes)
+	case !path.IsAbs(p):
+		return errdefs.Invalidf("%s: must be an absolute path inside the workspace (e.g. /workspace/repo)", field)
+	case hasControl(p):
+		return errdefs.Invalidf("%s: must not contain control characters", field)
+	}
+	return nil
+}
+
+// hasControl reports whether s holds an ASCII control character (NUL and
+// newlines included).
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// checkRefName accepts what git check-ref-format accepts for one branch or
+// remote name, and refuses a leading '-' so no name can be read as an
+// option. field names the parameter.
+func checkRefName(field, s string) error {
+	switch {
+	case s == "":
+		return errdefs.Invalidf("%s: must not be empty", field)
+	case len(s) > maxRefBytes:
+		return errdefs.Invalidf("%s: longer than %d bytes", field, maxRefBytes)
+	case s[0] == '-':
+		return errdefs.Invalidf("%s: must not start with '-'", field)
+	case s == "@", strings.Contains(s, ".."), strings.Contains(s, "@{"), strings.Contains(s, "//"),
+		strings.HasPrefix(s, "/"), strings.HasSuffix(s, "/"), strings.HasSuffix(s, "."),
+		strings.HasSuffix(s, ".lock"), strings.Contains(s, "/."), strings.HasPrefix(s, "."):
+		return errdefs.Invalidf("%s: not a valid git ref name", field)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c == 0x7f || strings.IndexByte("~^:?*[\\", c) >= 0 {
+			return errdefs.Invalidf("%s: must not contain spaces, control characters or any of ~^:?*[\\", field)
+		}
+	}
+	return nil
+}
+
+// allowedSchemes are the URL schemes git_clone accepts.
+var allowedSchemes = []string{"https", "http", "ssh", "git", "file"}
+
+// checkURL accepts a repository URL: scheme://... with an allowed scheme,
+// an absolute path (a repository inside the workspace), or scp-like
+// [user@]host:path. Remote-helper forms (ext::..., fd::...) and anything
+// that could be read as an option are refused. The error never quotes the
+// URL, which may hold a credential.
+func checkURL(u string) error {
+	switch {
+	case u == "":
+		return errdefs.Invalidf("url: required")
+	case len(u) > maxURLBytes:
+		return errdefs.Invalidf("url: longer than %d bytes", maxURLBytes)
+	case u[0] == '-':
+		return errdefs.Invalidf("url: must not start with '-'")
+	case hasControl(u) || strings.ContainsRune(u, ' '):
+		return errdefs.Invalidf("url: must not contain spaces or control characters")
+	}
+	if scheme, _, ok := strings.Cut(u, "://"); ok && !strings.ContainsAny(scheme, "/@:") {
+		for _, a := range allowedSchemes {
+			if strings.EqualFold(scheme, a) {
+				return nil
+			}
+		}
+		return errdefs.Invalidf("url: scheme must be one of %s", strings.Join(allowedSchemes, ", "))
+	}
+	if u[0] == '/' {
+		return nil
+	}
+	// scp-like: a host part before the first ':' that comes before any '/'.
+	colon := strings.IndexByte(u, ':')
+	slash := strings.IndexByte(u, '/')
+	if colon > 0 && (slash < 0 || colon < slash) && !strings.HasPrefix(u[colon:], "::") {
+		return nil
+	}
+	return errdefs.Invalidf("url: must be an https://, http://, ssh://, git:// or file:// URL, user@host:path, or an absolute path")
+}
+
+// repoName derives the directory a URL clones into, as git does: the last
+// path element without ".git". ok is false when none can be derived.
+func repoName(u string) (string, bool) {
+	if _, rest, found := strings.Cut(u, "://"); found {
+		u = rest
+	} else if i := strings.IndexByte(u, ':'); i > 0 && u[0] != '/' {
+		u = u[i+1:]
+	}
+	u = strings.TrimRight(u, "/")
+	if i := strings.LastIndexAny(u, "/:"); i >= 0 {
+		u = u[i+1:]
+	}
+	u = strings.TrimSuffix(u, ".git")
+	if u == "" || u == "." || u == ".." || strings.ContainsAny(u, "@?#") || hasControl(u) {
+		return "", false
+	}
+	return u, true
+}
+
+// checkIdent accepts an author name or e-mail address.
+func checkIdent(field, s string) error {
+	switch {
+	case len(s) > maxIdentBytes:
+		return errdefs.Invalidf("%s: longer than %d bytes", field, maxIdentBytes)
+	case hasControl(s) || strings.ContainsAny(s, "<>"):
+		return errdefs.Invalidf("%s: must not contain '<', '>' or control characters", field)
+	}
+	return nil
+}
+
+// checkPathspec accepts a file path for git_diff: relative to the
+// repository or absolute, no control characters. It is passed after "--".
+func checkPathspec(field, s string) error {
+	switch {
+	case len(s) > maxPathBytes:
+		return errdefs.Invalidf("%s: longer than %d bytes", field, maxPathBytes)
+	case strings.IndexByte(s, 0) >= 0 || strings.ContainsAny(s, "\n\r"):
+		return errdefs.Invalidf("%s: must not contain NUL or newlines", field)
+	}
+	return nil
+}
