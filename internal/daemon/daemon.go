@@ -17,6 +17,7 @@ import (
 	"github.com/agentiso/agentiso/internal/channel"
 	"github.com/agentiso/agentiso/internal/config"
 	"github.com/agentiso/agentiso/internal/errdefs"
+	"github.com/agentiso/agentiso/internal/gitops"
 	"github.com/agentiso/agentiso/internal/image"
 	"github.com/agentiso/agentiso/internal/mcpserver"
 	"github.com/agentiso/agentiso/internal/qemu"
@@ -122,7 +123,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if err := d.manager.Recover(ctx); err != nil {
 		return nil, fmt.Errorf("recovering workspaces: %w", err)
 	}
+	git, err := gitops.New(gitops.Config{
+		Workspaces: d.manager, MaxTimeout: cfg.Exec.MaxTimeout(), MaxOutputBytes: cfg.Exec.MaxOutputBytes, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
 	d.mcpDeps = mcpserver.Deps{
+		Git:        git,
 		Workspaces: d.manager,
 		Exec: mcpserver.ExecLimits{
 			DefaultTimeout:        cfg.Exec.DefaultTimeout(),
