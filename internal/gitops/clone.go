@@ -2,7 +2,6 @@ package gitops
 
 import (
 	"context"
-	"path"
 	"strconv"
 
 	"github.com/agentiso/agentiso/internal/errdefs"
@@ -13,8 +12,8 @@ import (
 // CloneRequest is what git_clone asks for.
 type CloneRequest struct {
 	URL string
-	// Path is where the repository goes; empty means /workspace/<name>
-	// with the name taken from the URL, as git does.
+	// Path is where the repository goes; empty means /workspace, where
+	// the other git tools look by default (it must not exist, or be empty).
 	Path   string
 	Branch string
 	// Depth makes a shallow clone of that many commits; 0 is a full clone.
@@ -43,17 +42,9 @@ func (s *Service) Clone(ctx context.Context, c workspace.Caller, ref string, req
 		return nil, err
 	}
 	k := redact.Scrubber{}.With(redact.URLSecrets(req.URL)...)
-	dest := req.Path
-	if dest == "" {
-		name, ok := repoName(req.URL)
-		if !ok {
-			return nil, errdefs.Invalidf("path: cannot derive a directory name from url; give path")
-		}
-		dest = path.Join(DefaultPath, name)
-	} else if err := guestPath("path", dest); err != nil {
+	dest, err := repoPath("path", req.Path)
+	if err != nil {
 		return nil, err
-	} else {
-		dest = path.Clean(dest)
 	}
 	if req.Branch != "" {
 		if err := checkRefName("branch", req.Branch); err != nil {

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentiso/agentiso/internal/errdefs"
@@ -48,6 +49,18 @@ type Service struct {
 	maxTimeout time.Duration
 	maxOutput  int64
 	log        *slog.Logger
+
+	mu sync.Mutex
+	// merging serialises merges into one target workspace: two at once
+	// would interleave their am and restore steps.
+	merging map[string]*targetLock
+}
+
+// targetLock is one target's merge lock; refs counts its holders and
+// waiters, so it is dropped when nobody needs it.
+type targetLock struct {
+	sync.Mutex
+	refs int
 }
 
 // New returns a Service.
@@ -62,7 +75,8 @@ func New(cfg Config) (*Service, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Service{ws: cfg.Workspaces, maxTimeout: cfg.MaxTimeout,
-		maxOutput: min(cfg.MaxOutputBytes, protocol.MaxExecOutputBytes-outputSlack), log: cfg.Logger}, nil
+		maxOutput: min(cfg.MaxOutputBytes, protocol.MaxExecOutputBytes-outputSlack), log: cfg.Logger,
+		merging: map[string]*targetLock{}}, nil
 }
 
 // DefaultPath is the repository the tools use when a call names none.

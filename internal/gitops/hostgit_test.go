@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,8 +24,11 @@ type hostWorkspaces struct {
 	t     *testing.T
 	roots map[string]string // workspace ID -> root directory
 	home  string
+	mu sync.Mutex
 	// calls records every argv run, with the workspace's root stripped.
 	calls [][]string
+	// readLimits records the limit of every ReadFile.
+	readLimits []int64
 }
 
 func newHostWorkspaces(t *testing.T, ids ...string) *hostWorkspaces {
@@ -65,7 +69,9 @@ func (h *hostWorkspaces) ExecArgv(ctx context.Context, _ workspace.Caller, ref s
 	if err != nil {
 		return nil, err
 	}
+	h.mu.Lock()
 	h.calls = append(h.calls, req.Argv)
+	h.mu.Unlock()
 	argv := make([]string, len(req.Argv))
 	for i, a := range req.Argv {
 		if strings.HasPrefix(a, "/") {
@@ -113,6 +119,9 @@ func (h *hostWorkspaces) ReadFile(_ context.Context, _ workspace.Caller, ref, pa
 	if err != nil {
 		return nil, 0, err
 	}
+	h.mu.Lock()
+	h.readLimits = append(h.readLimits, limit)
+	h.mu.Unlock()
 	b, err := os.ReadFile(root + path)
 	if err != nil {
 		return nil, 0, errdefs.NotFoundf("path: %v", err)

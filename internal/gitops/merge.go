@@ -203,6 +203,7 @@ func (s *Service) Merge(ctx context.Context, c workspace.Caller, req MergeReques
 
 	k := redact.Scrubber{}
 	tref := target.ID
+	defer s.lockTarget(tref)()
 	before, err := s.checkTarget(ctx, c, tref, repo, req.Strategy, k)
 	if err != nil {
 		return nil, err
@@ -258,6 +259,27 @@ func (s *Service) Merge(ctx context.Context, c workspace.Caller, req MergeReques
 		}
 	}
 	return out, nil
+}
+
+// lockTarget takes the merge lock of target workspace id.
+func (s *Service) lockTarget(id string) (unlock func()) {
+	s.mu.Lock()
+	l := s.merging[id]
+	if l == nil {
+		l = &targetLock{}
+		s.merging[id] = l
+	}
+	l.refs++
+	s.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		s.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(s.merging, id)
+		}
+		s.mu.Unlock()
+	}
 }
 
 // running resolves ref to a running workspace of the caller. Errors name

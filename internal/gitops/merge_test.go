@@ -256,3 +256,60 @@ func TestMergeRunsGitWithoutAShell(t *testing.T) {
 		}
 	}
 }
+
+// TestL15_PatchSizeCheckedBeforeReading: a source commit whose patch is
+// larger than MaxPatchBytes fails that source with a clear reason; the
+// patch is never read past the bound (the guest reports its size first),
+// and the other sources still merge.
+func TestL15_PatchSizeCheckedBeforeReading(t *testing.T) {
+	h := mergeFixture(t)
+	s := newTestService(t, h)
+	h.sh("b", `cd "$R/workspace/repo"; head -c 7000000 /dev/urandom | base64 > big.txt; git add big.txt; git commit -qm big`)
+	res, err := s.Merge(context.Background(), caller, MergeRequest{
+		Sources: []string{"a", "b"}, Target: "tgt", Strategy: Sequential, Path: "/workspace/repo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(map[string]string{"a": SourceMerged, "b": SourceFailed}, statuses(res)); d != "" {
+		t.Fatalf("statuses (-want +got):\n%s", d)
+	}
+	if !strings.Contains(res.Results[1].Error, "makes a patch of") || !strings.Contains(res.Results[1].Error, "at most 8388608") {
+		t.Errorf("b's error = %q", res.Results[1].Error)
+	}
+	for _, l := range h.readLimits {
+		if l <= 0 || l > MaxPatchBytes+1 {
+			t.Errorf("a patch was read with limit %d, want 1..%d", l, MaxPatchBytes+1)
+		}
+	}
+	// Nothing of b reached the target.
+	if got := subjects(h, "tgt"); len(got) != 3 || got[2] != "a: add a.txt" {
+		t.Errorf("target history %q", got)
+	}
+}
+
+// TestConcurrentMergesIntoOneTarget: two merges into the same target at
+// once are serialised; both complete and the target holds both.
+func TestConcurrentMergesIntoOneTarget(t *testing.T) {
+	h := mergeFixture(t)
+	s := newTestService(t, h)
+	errs := make(chan error, 2)
+	for _, src := range []string{"a", "b"} {
+		go func() {
+			_, err := s.Merge(context.Background(), caller, MergeRequest{
+				Sources: []string{src}, Target: "tgt", Strategy: Sequential, Path: "/workspace/repo"})
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(subjects(h, "tgt")); got != 5 {
+		t.Errorf("target has %d commits, want base, its own, a's and b's two", got)
+	}
+	targetIsClean(t, h)
+	if len(s.merging) != 0 {
+		t.Errorf("%d merge locks left", len(s.merging))
+	}
+}

@@ -93,23 +93,6 @@ func TestCheckRefName(t *testing.T) {
 	}
 }
 
-func TestRepoName(t *testing.T) {
-	tests := map[string]string{
-		"https://github.com/o/repo.git": "repo", "https://host/o/repo/": "repo", "git@github.com:o/r.git": "r",
-		"host:r": "r", "/srv/origin.git": "origin", "file:///srv/x": "x", "https://u:p@host/a/b": "b",
-	}
-	for u, want := range tests {
-		if got, ok := repoName(u); !ok || got != want {
-			t.Errorf("repoName(%q) = %q, %v; want %q", u, got, ok, want)
-		}
-	}
-	for _, u := range []string{"https://host/..", "/", "https://u@h/x?y"} {
-		if got, ok := repoName(u); ok {
-			t.Errorf("repoName(%q) = %q, want none", u, got)
-		}
-	}
-}
-
 // TestM16_TruncationKeepsUTF8Whole cuts text full of multi-byte characters
 // at every length: the result is always valid UTF-8, never longer than
 // asked, and at most one character shorter.
@@ -186,11 +169,11 @@ func TestCloneEditStatusCommitDiffPush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cl.Path != "/workspace/origin" || cl.CommitSHA != "" || !cl.Success {
+	if cl.Path != "/workspace" || cl.CommitSHA != "" || !cl.Success {
 		t.Fatalf("clone of an empty repository = %+v", cl)
 	}
-	h.sh("ws", `printf 'hello\n' > "$R/workspace/origin/README"; mkdir "$R/workspace/origin/d"; echo x > "$R/workspace/origin/d/ünï"`)
-	st, err := s.Status(ctx, caller, "ws", "/workspace/origin")
+	h.sh("ws", `printf 'hello\n' > "$R/workspace/README"; mkdir "$R/workspace/d"; echo x > "$R/workspace/d/ünï"`)
+	st, err := s.Status(ctx, caller, "ws", "/workspace")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,10 +181,10 @@ func TestCloneEditStatusCommitDiffPush(t *testing.T) {
 		t.Fatalf("status = %+v (%s)", st, d)
 	}
 	no := false
-	if res, err := s.Commit(ctx, caller, "ws", CommitRequest{Path: "/workspace/origin", Message: "nothing staged", AddAll: &no}); err != nil || res.Status != "nothing_to_commit" {
+	if res, err := s.Commit(ctx, caller, "ws", CommitRequest{Path: "/workspace", Message: "nothing staged", AddAll: &no}); err != nil || res.Status != "nothing_to_commit" {
 		t.Fatalf("commit without add_all = %+v, %v", res, err)
 	}
-	cm, err := s.Commit(ctx, caller, "ws", CommitRequest{Path: "/workspace/origin", Message: "--first commit\n\nbody",
+	cm, err := s.Commit(ctx, caller, "ws", CommitRequest{Path: "/workspace", Message: "--first commit\n\nbody",
 		AuthorName: "Ada", AuthorEmail: "ada@example.com"})
 	if err != nil {
 		t.Fatal(err)
@@ -209,12 +192,12 @@ func TestCloneEditStatusCommitDiffPush(t *testing.T) {
 	if cm.Status != "committed" || len(cm.CommitSHA) != 40 || cm.Summary != "--first commit" || cm.Branch != "main" {
 		t.Fatalf("commit = %+v", cm)
 	}
-	if got := h.sh("ws", `git -C "$R/workspace/origin" log -1 --format='%an <%ae> %H'`); got != "Ada <ada@example.com> "+cm.CommitSHA {
+	if got := h.sh("ws", `git -C "$R/workspace" log -1 --format='%an <%ae> %H'`); got != "Ada <ada@example.com> "+cm.CommitSHA {
 		t.Errorf("author: %q", got)
 	}
 
-	h.sh("ws", `printf 'hello\nwörld ✓\n' > "$R/workspace/origin/README"`)
-	df, err := s.Diff(ctx, caller, "ws", DiffRequest{Path: "/workspace/origin"})
+	h.sh("ws", `printf 'hello\nwörld ✓\n' > "$R/workspace/README"`)
+	df, err := s.Diff(ctx, caller, "ws", DiffRequest{Path: "/workspace"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,30 +207,30 @@ func TestCloneEditStatusCommitDiffPush(t *testing.T) {
 	// A cut diff ends on a whole character (M-16).
 	full := len(df.Diff)
 	cutAt := strings.Index(df.Diff, "✓") + 1 // inside the 3-byte character
-	small, err := s.Diff(ctx, caller, "ws", DiffRequest{Path: "/workspace/origin", MaxBytes: int64(cutAt)})
+	small, err := s.Diff(ctx, caller, "ws", DiffRequest{Path: "/workspace", MaxBytes: int64(cutAt)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !small.Truncated || !utf8.ValidString(small.Diff) || len(small.Diff) != cutAt-1 || len(small.Diff) >= full {
 		t.Fatalf("cut diff: %d bytes of %d, truncated %v, valid %v", len(small.Diff), full, small.Truncated, utf8.ValidString(small.Diff))
 	}
-	staged, err := s.Diff(ctx, caller, "ws", DiffRequest{Path: "/workspace/origin", Staged: true})
+	staged, err := s.Diff(ctx, caller, "ws", DiffRequest{Path: "/workspace", Staged: true})
 	if err != nil || staged.Diff != "" {
 		t.Fatalf("staged diff = %+v, %v; want empty", staged, err)
 	}
-	one, err := s.Diff(ctx, caller, "ws", DiffRequest{Path: "/workspace/origin", FilePath: "d", Stat: true})
+	one, err := s.Diff(ctx, caller, "ws", DiffRequest{Path: "/workspace", FilePath: "d", Stat: true})
 	if err != nil || one.Diff != "" {
 		t.Fatalf("diff of an unchanged path = %+v, %v", one, err)
 	}
 
-	if _, err := s.Commit(ctx, caller, "ws", CommitRequest{Path: "/workspace/origin", Message: "second"}); err != nil {
+	if _, err := s.Commit(ctx, caller, "ws", CommitRequest{Path: "/workspace", Message: "second"}); err != nil {
 		t.Fatal(err)
 	}
-	st, _ = s.Status(ctx, caller, "ws", "/workspace/origin")
+	st, _ = s.Status(ctx, caller, "ws", "/workspace")
 	if st.Dirty {
 		t.Fatalf("status after commit = %+v", st)
 	}
-	ps, err := s.Push(ctx, caller, "ws", PushRequest{Path: "/workspace/origin", SetUpstream: true})
+	ps, err := s.Push(ctx, caller, "ws", PushRequest{Path: "/workspace", SetUpstream: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,20 +240,23 @@ func TestCloneEditStatusCommitDiffPush(t *testing.T) {
 	if got := h.sh("ws", `git --git-dir "$R/srv/origin.git" log --format=%s main`); got != "second\n--first commit" {
 		t.Errorf("origin after push: %q", got)
 	}
-	st, _ = s.Status(ctx, caller, "ws", "/workspace/origin")
+	st, _ = s.Status(ctx, caller, "ws", "/workspace")
 	if st.Upstream != "origin/main" || st.Ahead != 0 || st.Behind != 0 {
 		t.Errorf("status after push = %+v", st)
 	}
 
-	// A second clone, of a branch, shallow, into a path of our choosing.
-	cl2, err := s.Clone(ctx, caller, "ws", CloneRequest{URL: "file:///srv/origin.git", Path: "/workspace/second", Branch: "main", Depth: 1})
+	// A second clone, of a branch, shallow, to a path of our choosing.
+	cl2, err := s.Clone(ctx, caller, "ws", CloneRequest{URL: "file:///srv/origin.git", Path: "/second/", Branch: "main", Depth: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cl2.CommitSHA != h.sh("ws", `git --git-dir "$R/srv/origin.git" rev-parse main`) || cl2.Branch != "main" {
 		t.Errorf("clone = %+v", cl2)
 	}
-	if got := h.sh("ws", `git -C "$R/workspace/second" rev-list --count HEAD`); got != "1" {
+	if cl2.Path != "/second" {
+		t.Errorf("clone path %q, want /second", cl2.Path)
+	}
+	if got := h.sh("ws", `git -C "$R/second" rev-list --count HEAD`); got != "1" {
 		t.Errorf("depth 1 clone has %s commits", got)
 	}
 }

@@ -119,25 +119,6 @@ func checkURL(u string) error {
 	return errdefs.Invalidf("url: must be an https://, http://, ssh://, git:// or file:// URL, user@host:path, or an absolute path")
 }
 
-// repoName derives the directory a URL clones into, as git does: the last
-// path element without ".git". ok is false when none can be derived.
-func repoName(u string) (string, bool) {
-	if _, rest, found := strings.Cut(u, "://"); found {
-		u = rest
-	} else if i := strings.IndexByte(u, ':'); i > 0 && u[0] != '/' {
-		u = u[i+1:]
-	}
-	u = strings.TrimRight(u, "/")
-	if i := strings.LastIndexAny(u, "/:"); i >= 0 {
-		u = u[i+1:]
-	}
-	u = strings.TrimSuffix(u, ".git")
-	if u == "" || u == "." || u == ".." || strings.ContainsAny(u, "@?#") || hasControl(u) {
-		return "", false
-	}
-	return u, true
-}
-
 // checkIdent accepts an author name or e-mail address.
 func checkIdent(field, s string) error {
 	switch {

@@ -62,17 +62,19 @@ git clone -q --bare /tmp/seed /srv/origin.git; git rev-parse HEAD`)
 		Branch    string `json:"branch"`
 		URL       string `json:"url"`
 	}
+	// The default path is /workspace, where the other tools look by
+	// default too.
 	cl := call[cloneOut](ctx, t, s, "git_clone", map[string]any{"workspace_id": "git-tools", "url": "/srv/origin.git"})
-	if !cl.Success || cl.Path != "/workspace/origin" || cl.CommitSHA != seed || cl.Branch != "main" {
-		t.Fatalf("git_clone = %+v, want /workspace/origin at %s on main", cl, seed)
+	if !cl.Success || cl.Path != "/workspace" || cl.CommitSHA != seed || cl.Branch != "main" {
+		t.Fatalf("git_clone = %+v, want /workspace at %s on main", cl, seed)
 	}
 
 	const unicodeLine = "wörld ✓ 𝄞\n"
-	call[map[string]any](ctx, t, s, "file_write", map[string]any{"workspace_id": ws.ID, "path": "/workspace/origin/notes/ünï.txt", "content": "new\n"})
-	call[map[string]any](ctx, t, s, "file_write", map[string]any{"workspace_id": ws.ID, "path": "/workspace/origin/README", "content": "hello\n" + unicodeLine})
-	sh(ctx, t, s, ws.ID, `cd /workspace/origin; echo staged > staged.txt; git add staged.txt`)
+	call[map[string]any](ctx, t, s, "file_write", map[string]any{"workspace_id": ws.ID, "path": "/workspace/notes/ünï.txt", "content": "new\n"})
+	call[map[string]any](ctx, t, s, "file_write", map[string]any{"workspace_id": ws.ID, "path": "/workspace/README", "content": "hello\n" + unicodeLine})
+	sh(ctx, t, s, ws.ID, `cd /workspace; echo staged > staged.txt; git add staged.txt`)
 
-	st := call[gitStatusOut](ctx, t, s, "git_status", map[string]any{"workspace_id": ws.ID, "path": "/workspace/origin"})
+	st := call[gitStatusOut](ctx, t, s, "git_status", map[string]any{"workspace_id": ws.ID})
 	if st.Branch != "main" || st.Upstream != "origin/main" || !st.Dirty || st.Commit != seed ||
 		fmt.Sprint(st.Modified) != "[README]" || fmt.Sprint(st.Untracked) != "[notes/ünï.txt]" || fmt.Sprint(st.Staged) != "[staged.txt]" {
 		t.Fatalf("git_status = %+v", st)
@@ -83,17 +85,17 @@ git clone -q --bare /tmp/seed /srv/origin.git; git rev-parse HEAD`)
 		Truncated bool   `json:"truncated"`
 		Stat      string `json:"stat"`
 	}
-	df := call[diffOut](ctx, t, s, "git_diff", map[string]any{"workspace_id": ws.ID, "path": "/workspace/origin"})
+	df := call[diffOut](ctx, t, s, "git_diff", map[string]any{"workspace_id": ws.ID})
 	if !strings.Contains(df.Diff, "+"+strings.TrimSpace(unicodeLine)) || df.Truncated || !strings.Contains(df.Stat, "README") {
 		t.Fatalf("git_diff = %+v", df)
 	}
-	staged := call[diffOut](ctx, t, s, "git_diff", map[string]any{"workspace_id": ws.ID, "path": "/workspace/origin", "staged": true, "stat": true})
+	staged := call[diffOut](ctx, t, s, "git_diff", map[string]any{"workspace_id": ws.ID, "staged": true, "stat": true})
 	if !strings.Contains(staged.Diff, "staged.txt") || strings.Contains(staged.Diff, "README") {
 		t.Fatalf("git_diff staged stat = %+v", staged)
 	}
 	// M-16: cut inside the 4-byte character; the answer ends before it.
 	cutAt := strings.Index(df.Diff, "𝄞") + 2
-	cut := call[diffOut](ctx, t, s, "git_diff", map[string]any{"workspace_id": ws.ID, "path": "/workspace/origin", "max_bytes": cutAt})
+	cut := call[diffOut](ctx, t, s, "git_diff", map[string]any{"workspace_id": ws.ID, "max_bytes": cutAt})
 	if !cut.Truncated || !utf8.ValidString(cut.Diff) || cut.Diff != df.Diff[:cutAt-2] {
 		t.Fatalf("git_diff max_bytes %d = %q (truncated %v), want the diff up to the character", cutAt, cut.Diff, cut.Truncated)
 	}
@@ -104,19 +106,19 @@ git clone -q --bare /tmp/seed /srv/origin.git; git rev-parse HEAD`)
 		Branch    string `json:"branch"`
 		Summary   string `json:"summary"`
 	}
-	cm := call[commitOut](ctx, t, s, "git_commit", map[string]any{"workspace_id": ws.ID, "path": "/workspace/origin",
+	cm := call[commitOut](ctx, t, s, "git_commit", map[string]any{"workspace_id": ws.ID,
 		"message": "edit README; add notes\n\nbody", "author_name": "Ada", "author_email": "ada@example.com"})
 	if cm.Status != "committed" || !sha1Re.MatchString(cm.CommitSHA) || cm.Branch != "main" || cm.Summary != "edit README; add notes" {
 		t.Fatalf("git_commit = %+v", cm)
 	}
-	if got := sh(ctx, t, s, ws.ID, `git -C /workspace/origin log -1 --format='%H %an <%ae>'; git -C /workspace/origin status --porcelain`); got != cm.CommitSHA+" Ada <ada@example.com>" {
+	if got := sh(ctx, t, s, ws.ID, `git -C /workspace log -1 --format='%H %an <%ae>'; git -C /workspace status --porcelain`); got != cm.CommitSHA+" Ada <ada@example.com>" {
 		t.Fatalf("after git_commit, git says %q", got)
 	}
-	again := call[commitOut](ctx, t, s, "git_commit", map[string]any{"workspace_id": ws.ID, "path": "/workspace/origin", "message": "nothing"})
+	again := call[commitOut](ctx, t, s, "git_commit", map[string]any{"workspace_id": ws.ID, "message": "nothing"})
 	if again.Status != "nothing_to_commit" || again.CommitSHA != "" {
 		t.Fatalf("second git_commit = %+v", again)
 	}
-	st = call[gitStatusOut](ctx, t, s, "git_status", map[string]any{"workspace_id": ws.ID, "path": "/workspace/origin"})
+	st = call[gitStatusOut](ctx, t, s, "git_status", map[string]any{"workspace_id": ws.ID})
 	if st.Dirty || st.Ahead != 1 || st.Behind != 0 || st.Commit != cm.CommitSHA {
 		t.Fatalf("git_status after commit = %+v", st)
 	}
@@ -127,24 +129,24 @@ git clone -q --bare /tmp/seed /srv/origin.git; git rev-parse HEAD`)
 		Success bool   `json:"success"`
 		Output  string `json:"output"`
 	}
-	ps := call[pushOut](ctx, t, s, "git_push", map[string]any{"workspace_id": ws.ID, "path": "/workspace/origin"})
+	ps := call[pushOut](ctx, t, s, "git_push", map[string]any{"workspace_id": ws.ID})
 	if !ps.Success || ps.Remote != "origin" || ps.Branch != "main" || !strings.Contains(ps.Output, "main -> main") {
 		t.Fatalf("git_push = %+v", ps)
 	}
 	if got := sh(ctx, t, s, ws.ID, `git --git-dir /srv/origin.git rev-parse main`); got != cm.CommitSHA {
 		t.Fatalf("origin's main is %s after the push, want %s", got, cm.CommitSHA)
 	}
-	st = call[gitStatusOut](ctx, t, s, "git_status", map[string]any{"workspace_id": ws.ID, "path": "/workspace/origin"})
+	st = call[gitStatusOut](ctx, t, s, "git_status", map[string]any{"workspace_id": ws.ID})
 	if st.Ahead != 0 {
 		t.Fatalf("git_status after push = %+v", st)
 	}
 	// A pushed branch of its own, with set_upstream.
-	sh(ctx, t, s, ws.ID, `cd /workspace/origin; git checkout -q -b topic; echo t > t; git add t; git -c user.name=a -c user.email=a@e commit -qm topic`)
-	ps = call[pushOut](ctx, t, s, "git_push", map[string]any{"workspace_id": ws.ID, "path": "/workspace/origin", "set_upstream": true})
+	sh(ctx, t, s, ws.ID, `cd /workspace; git checkout -q -b topic; echo t > t; git add t; git -c user.name=a -c user.email=a@e commit -qm topic`)
+	ps = call[pushOut](ctx, t, s, "git_push", map[string]any{"workspace_id": ws.ID, "set_upstream": true})
 	if ps.Branch != "topic" {
 		t.Fatalf("git_push of topic = %+v", ps)
 	}
-	if st = call[gitStatusOut](ctx, t, s, "git_status", map[string]any{"workspace_id": ws.ID, "path": "/workspace/origin"}); st.Upstream != "origin/topic" {
+	if st = call[gitStatusOut](ctx, t, s, "git_status", map[string]any{"workspace_id": ws.ID}); st.Upstream != "origin/topic" {
 		t.Fatalf("after set_upstream, upstream = %q", st.Upstream)
 	}
 
@@ -164,13 +166,13 @@ git clone -q --bare /tmp/seed /srv/origin.git; git rev-parse HEAD`)
 		{"git_clone", map[string]any{"workspace_id": ws.ID, "url": "--upload-pack=touch /tmp/pwned"}, "url: must not start with '-'"},
 		{"git_clone", map[string]any{"workspace_id": ws.ID, "url": "ext::sh -c touch% /tmp/pwned"}, "url: must not contain spaces"},
 		{"git_clone", map[string]any{"workspace_id": ws.ID, "url": "ext::touch%/tmp/pwned"}, "url: must be"},
-		{"git_clone", map[string]any{"workspace_id": ws.ID, "url": "/srv/origin.git", "path": "/workspace/origin"}, "path: /workspace/origin already exists"},
+		{"git_clone", map[string]any{"workspace_id": ws.ID, "url": "/srv/origin.git"}, "path: /workspace already exists and is not empty"},
 		{"git_clone", map[string]any{"workspace_id": ws.ID, "url": "/srv/origin.git", "branch": "--bare", "path": "/root/x"}, "branch: must not start with '-'"},
 		{"git_status", map[string]any{"workspace_id": ws.ID, "path": "/root"}, "path: /root is not a git repository"},
 		{"git_status", map[string]any{"workspace_id": ws.ID, "path": "relative"}, "path: must be an absolute path"},
-		{"git_commit", map[string]any{"workspace_id": ws.ID, "path": "/workspace/origin", "message": ""}, "message: required"},
-		{"git_push", map[string]any{"workspace_id": ws.ID, "path": "/workspace/origin", "remote": "--receive-pack=x"}, "remote: must not start with '-'"},
-		{"git_diff", map[string]any{"workspace_id": ws.ID, "path": "/workspace/origin", "max_bytes": 1 << 40}, "max_bytes: at most"},
+		{"git_commit", map[string]any{"workspace_id": ws.ID, "message": ""}, "message: required"},
+		{"git_push", map[string]any{"workspace_id": ws.ID, "remote": "--receive-pack=x"}, "remote: must not start with '-'"},
+		{"git_diff", map[string]any{"workspace_id": ws.ID, "max_bytes": 1 << 40}, "max_bytes: at most"},
 		{"git_status", map[string]any{"workspace_id": "no-such-workspace"}, "workspace_id: no such workspace in this session"},
 	} {
 		if msg := callErr(ctx, t, s, tc.tool, tc.args); !strings.Contains(msg, tc.want) {
