@@ -259,6 +259,18 @@ func TestCloneEditStatusCommitDiffPush(t *testing.T) {
 	if got := h.sh("ws", `git -C "$R/second" rev-list --count HEAD`); got != "1" {
 		t.Errorf("depth 1 clone has %s commits", got)
 	}
+	// Every command was git itself, run without a shell, and the commit
+	// message never reached an argv.
+	for _, argv := range h.calls {
+		if argv[0] != "git" {
+			t.Errorf("ran %q", argv)
+		}
+		for _, a := range argv {
+			if strings.Contains(a, "first commit") {
+				t.Errorf("the commit message is in an argv: %q", argv)
+			}
+		}
+	}
 }
 
 func TestGitToolsRefuseBadInput(t *testing.T) {
