@@ -24,7 +24,7 @@ type hostWorkspaces struct {
 	t     *testing.T
 	roots map[string]string // workspace ID -> root directory
 	home  string
-	mu sync.Mutex
+	mu    sync.Mutex
 	// calls records every argv run, with the workspace's root stripped.
 	calls [][]string
 	// readLimits records the limit of every ReadFile.

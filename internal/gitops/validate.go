@@ -2,6 +2,7 @@ package gitops
 
 import (
 	"path"
+	"regexp"
 	"strings"
 
 	"github.com/agentiso/agentiso/internal/errdefs"
@@ -80,6 +81,11 @@ func checkRefName(field, s string) error {
 	return nil
 }
 
+// remoteHelper matches what git reads as <transport>::<address>: a URL
+// that makes git run the program git-remote-<transport> (ext:: runs any
+// command). git's own rule: a scheme-like name directly followed by "::".
+var remoteHelper = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.\-]*::`)
+
 // allowedSchemes are the URL schemes git_clone accepts.
 var allowedSchemes = []string{"https", "http", "ssh", "git", "file"}
 
@@ -99,6 +105,9 @@ func checkURL(u string) error {
 	case hasControl(u) || strings.ContainsRune(u, ' '):
 		return errdefs.Invalidf("url: must not contain spaces or control characters")
 	}
+	if remoteHelper.MatchString(u) {
+		return errdefs.Invalidf("url: remote-helper forms (<transport>::<address>) are not allowed")
+	}
 	if scheme, _, ok := strings.Cut(u, "://"); ok && !strings.ContainsAny(scheme, "/@:") {
 		for _, a := range allowedSchemes {
 			if strings.EqualFold(scheme, a) {
@@ -113,7 +122,7 @@ func checkURL(u string) error {
 	// scp-like: a host part before the first ':' that comes before any '/'.
 	colon := strings.IndexByte(u, ':')
 	slash := strings.IndexByte(u, '/')
-	if colon > 0 && (slash < 0 || colon < slash) && !strings.HasPrefix(u[colon:], "::") {
+	if colon > 0 && (slash < 0 || colon < slash) {
 		return nil
 	}
 	return errdefs.Invalidf("url: must be an https://, http://, ssh://, git:// or file:// URL, user@host:path, or an absolute path")

@@ -171,3 +171,23 @@ func TestM7_LogHandlerMasksEveryLine(t *testing.T) {
 type stringer string
 
 func (s stringer) String() string { return string(s) }
+
+// FuzzURLPasswordMasked: a password placed in a URL's userinfo is gone
+// from the output, whatever text surrounds it.
+func FuzzURLPasswordMasked(f *testing.F) {
+	f.Add("fatal: unable to access '", "s3cret-Value", "/r.git/': 403")
+	f.Add("", "p@ss", "")
+	f.Fuzz(func(t *testing.T, before, pass, after string) {
+		// Characters a URL cannot hold unescaped (git refuses them too).
+		if len(pass) < 8 || strings.ContainsAny(pass, " /?#'\"<>") || strings.ContainsFunc(pass, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return
+		}
+		if strings.ContainsAny(before+after, "\n") {
+			return
+		}
+		in := before + " https://user:" + pass + "@host.example" + "/" + after
+		if got := String(in); strings.Contains(got, "user:"+pass) {
+			t.Fatalf("String(%q) = %q", in, got)
+		}
+	})
+}

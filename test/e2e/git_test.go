@@ -165,7 +165,7 @@ git clone -q --bare /tmp/seed /srv/origin.git; git rev-parse HEAD`)
 	}{
 		{"git_clone", map[string]any{"workspace_id": ws.ID, "url": "--upload-pack=touch /tmp/pwned"}, "url: must not start with '-'"},
 		{"git_clone", map[string]any{"workspace_id": ws.ID, "url": "ext::sh -c touch% /tmp/pwned"}, "url: must not contain spaces"},
-		{"git_clone", map[string]any{"workspace_id": ws.ID, "url": "ext::touch%/tmp/pwned"}, "url: must be"},
+		{"git_clone", map[string]any{"workspace_id": ws.ID, "url": "ext::touch%/tmp/pwned"}, "url: remote-helper forms"},
 		{"git_clone", map[string]any{"workspace_id": ws.ID, "url": "/srv/origin.git"}, "path: /workspace already exists and is not empty"},
 		{"git_clone", map[string]any{"workspace_id": ws.ID, "url": "/srv/origin.git", "branch": "--bare", "path": "/root/x"}, "branch: must not start with '-'"},
 		{"git_status", map[string]any{"workspace_id": ws.ID, "path": "/root"}, "path: /root is not a git repository"},
