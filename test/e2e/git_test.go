@@ -74,7 +74,9 @@ git clone -q --bare /tmp/seed /srv/origin.git; git rev-parse HEAD`)
 	call[map[string]any](ctx, t, s, "file_write", map[string]any{"workspace_id": ws.ID, "path": "/workspace/README", "content": "hello\n" + unicodeLine})
 	sh(ctx, t, s, ws.ID, `cd /workspace; echo staged > staged.txt; git add staged.txt`)
 
+	began := time.Now()
 	st := call[gitStatusOut](ctx, t, s, "git_status", map[string]any{"workspace_id": ws.ID})
+	t.Logf("git_status: %v", time.Since(began))
 	if st.Branch != "main" || st.Upstream != "origin/main" || !st.Dirty || st.Commit != seed ||
 		fmt.Sprint(st.Modified) != "[README]" || fmt.Sprint(st.Untracked) != "[notes/ünï.txt]" || fmt.Sprint(st.Staged) != "[staged.txt]" {
 		t.Fatalf("git_status = %+v", st)
@@ -106,8 +108,10 @@ git clone -q --bare /tmp/seed /srv/origin.git; git rev-parse HEAD`)
 		Branch    string `json:"branch"`
 		Summary   string `json:"summary"`
 	}
+	began = time.Now()
 	cm := call[commitOut](ctx, t, s, "git_commit", map[string]any{"workspace_id": ws.ID,
 		"message": "edit README; add notes\n\nbody", "author_name": "Ada", "author_email": "ada@example.com"})
+	t.Logf("git_commit (add, commit, log, branch): %v", time.Since(began))
 	if cm.Status != "committed" || !sha1Re.MatchString(cm.CommitSHA) || cm.Branch != "main" || cm.Summary != "edit README; add notes" {
 		t.Fatalf("git_commit = %+v", cm)
 	}

@@ -100,8 +100,10 @@ echo from c > c.txt; git add c.txt; git commit -qm "c: add c.txt"`)
 	}
 
 	// sequential: a and b whole, c not at all.
+	began := time.Now()
 	m := call[mergeOut](ctx, t, s, "workspace_merge", map[string]any{
 		"source_workspaces": sources, "target_workspace": "m-target", "strategy": "sequential", "path": "/workspace/repo"})
+	t.Logf("sequential merge of 3 sources: %v", time.Since(began))
 	if got := status(m); got != "m-a=merged/1 m-b=merged/2 m-c=conflict/0" {
 		t.Fatalf("sequential: %s (%+v)", got, m)
 	}
@@ -125,8 +127,10 @@ echo from c > c.txt; git add c.txt; git commit -qm "c: add c.txt"`)
 
 	// cherry-pick: c's second commit applies, its first is skipped.
 	reset()
+	began = time.Now()
 	m = call[mergeOut](ctx, t, s, "workspace_merge", map[string]any{
 		"source_workspaces": sources, "target_workspace": "m-target", "strategy": "cherry-pick", "path": "/workspace/repo"})
+	t.Logf("cherry-pick merge of 3 sources: %v", time.Since(began))
 	if got := status(m); got != "m-a=merged/1 m-b=merged/2 m-c=conflict/1" {
 		t.Fatalf("cherry-pick: %s (%+v)", got, m)
 	}
@@ -143,9 +147,11 @@ echo from c > c.txt; git add c.txt; git commit -qm "c: add c.txt"`)
 
 	// branch-per-source: merge commits for a and b; c's branch is kept.
 	reset()
+	began = time.Now()
 	m = call[mergeOut](ctx, t, s, "workspace_merge", map[string]any{
 		"source_workspaces": sources, "target_workspace": "m-target", "strategy": "branch-per-source",
 		"path": "/workspace/repo", "commit_message": "integrate"})
+	t.Logf("branch-per-source merge of 3 sources: %v", time.Since(began))
 	if got := status(m); got != "m-a=merged/1 m-b=merged/2 m-c=conflict/0" {
 		t.Fatalf("branch-per-source: %s (%+v)", got, m)
 	}
