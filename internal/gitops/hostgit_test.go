@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/agentiso/agentiso/internal/errdefs"
+	"github.com/agentiso/agentiso/internal/testenv"
 	"github.com/agentiso/agentiso/internal/workspace"
 )
 
@@ -34,7 +35,10 @@ type hostWorkspaces struct {
 func newHostWorkspaces(t *testing.T, ids ...string) *hostWorkspaces {
 	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git not installed")
+		if testenv.InCI() {
+			t.Fatal("git not installed (apt install git)")
+		}
+		t.Skip("git not installed (apt install git)")
 	}
 	h := &hostWorkspaces{t: t, roots: map[string]string{}, home: t.TempDir()}
 	for _, id := range ids {
