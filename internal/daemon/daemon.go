@@ -17,6 +17,7 @@ import (
 	"github.com/agentiso/agentiso/internal/channel"
 	"github.com/agentiso/agentiso/internal/config"
 	"github.com/agentiso/agentiso/internal/errdefs"
+	"github.com/agentiso/agentiso/internal/gitops"
 	"github.com/agentiso/agentiso/internal/image"
 	"github.com/agentiso/agentiso/internal/mcpserver"
 	"github.com/agentiso/agentiso/internal/qemu"
@@ -145,8 +146,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		vaultDep = d.vault
 		log.Info("vault open", "dir", cfg.VaultDir())
 	}
+	git, err := gitops.New(gitops.Config{
+		Workspaces: d.manager, MaxTimeout: cfg.Exec.MaxTimeout(), MaxOutputBytes: cfg.Exec.MaxOutputBytes, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
 	d.mcpDeps = mcpserver.Deps{
 		Vault:      vaultDep,
+		Git:        git,
 		Workspaces: d.manager,
 		Exec: mcpserver.ExecLimits{
 			DefaultTimeout:        cfg.Exec.DefaultTimeout(),

@@ -98,7 +98,8 @@ func TestM21_EveryToolCallIsRateLimited(t *testing.T) {
 	lim := &refuseAll{}
 	act := &activity{}
 	audit := &auditLog{}
-	cs := connect(t, Deps{Workspaces: ws, Limiter: lim, Activity: act, Audit: audit.add})
+	// The git tools are registered too; a call reaching them would panic.
+	cs := connect(t, Deps{Workspaces: ws, Git: struct{ Git }{}, Limiter: lim, Activity: act, Audit: audit.add})
 	ctx := context.Background()
 	list, err := cs.ListTools(ctx, nil)
 	if err != nil {
@@ -110,6 +111,9 @@ func TestM21_EveryToolCallIsRateLimited(t *testing.T) {
 	var names []string
 	for _, tool := range list.Tools {
 		names = append(names, tool.Name)
+	}
+	if !strings.Contains(strings.Join(names, " "), "git_clone") || !strings.Contains(strings.Join(names, " "), "workspace_merge") {
+		t.Fatalf("the git tools are not registered: %v", names)
 	}
 	names = append(names, "no_such_tool")
 	calls := 0
