@@ -12,7 +12,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 type gitStatusOut struct {
@@ -26,17 +25,6 @@ type gitStatusOut struct {
 	Untracked  []string `json:"untracked"`
 	Conflicted []string `json:"conflicted"`
 	Dirty      bool     `json:"dirty"`
-}
-
-// sh runs a setup script in a workspace through the exec tool and returns
-// its trimmed stdout; a non-zero exit fails the test.
-func sh(ctx context.Context, t *testing.T, s *mcp.ClientSession, ws, script string) string {
-	t.Helper()
-	r := call[execResult](ctx, t, s, "exec", map[string]any{"workspace_id": ws, "command": "set -e\n" + script, "timeout_secs": 120})
-	if r.ExitCode != 0 {
-		t.Fatalf("in %s: %s\nexit %d\nstdout: %s\nstderr: %s", ws, script, r.ExitCode, r.Stdout, r.Stderr)
-	}
-	return strings.TrimSpace(r.Stdout)
 }
 
 var sha1Re = regexp.MustCompile(`^[0-9a-f]{40}$`)

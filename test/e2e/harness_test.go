@@ -296,3 +296,14 @@ func scanLines(path string) []string {
 	}
 	return lines
 }
+
+// sh runs a setup script in a workspace through the exec tool and returns
+// its trimmed stdout; a non-zero exit fails the test.
+func sh(ctx context.Context, t *testing.T, s *mcp.ClientSession, ws, script string) string {
+	t.Helper()
+	r := call[execResult](ctx, t, s, "exec", map[string]any{"workspace_id": ws, "command": "set -e\n" + script, "timeout_secs": 120})
+	if r.ExitCode != 0 {
+		t.Fatalf("in %s: %s\nexit %d\nstdout: %s\nstderr: %s", ws, script, r.ExitCode, r.Stdout, r.Stderr)
+	}
+	return strings.TrimSpace(r.Stdout)
+}
