@@ -50,7 +50,7 @@ func TestParseErrors(t *testing.T) {
 		// want are substrings the error must hold.
 		want []string
 	}{
-		{"unknown key", "[server]\ndata_dir = \"/d\"\nadmin_token = \"x\"\n", []string{"line 3", "unknown key server.admin_token"}},
+		{"unknown key", "[server]\ndata_dir = \"/d\"\nadmin_tokn = 3\n", []string{"line 3", "unknown key server.admin_tokn"}},
 		{"unknown section", "[vm]\naccel = \"tcg\"\n\n[dashbaord]\nbind = \"x\"\n", []string{"line 4", "unknown key dashbaord"}},
 		{"two unknown keys", "[vm]\nacel = \"tcg\"\nboot_timeout = 3\n", []string{"line 2: unknown key vm.acel", "line 3: unknown key vm.boot_timeout"}},
 		{"string for int", "[resources]\ndefault_vcpus = \"two\"\n", []string{"line 2", "resources.default_vcpus", "string", "int"}},
@@ -134,6 +134,22 @@ func TestValidate(t *testing.T) {
 		{"exec output above protocol cap", func(c *Config) { c.Exec.MaxOutputBytes = 1 << 30 }, "exec.max_output_bytes: 1073741824 is above the maximum 16777216"},
 		{"exec default output above max", func(c *Config) { c.Exec.DefaultMaxOutputBytes = 8 << 20 }, "exec.default_max_output_bytes: 8388608 is above exec.max_output_bytes (4194304)"},
 		{"zero exec output", func(c *Config) { c.Exec.DefaultMaxOutputBytes = 0 }, "exec.default_max_output_bytes: 0 is below the minimum 1"},
+		{"tiny tcg cache", func(c *Config) { c.VM.TCGCacheMB = 8 }, "vm.tcg_cache_mb: 8 is below the minimum 32"},
+		{"absolute cgroup parent", func(c *Config) { c.Resources.CgroupParent = "/sys/fs/cgroup/x" }, `resources.cgroup_parent: "/sys/fs/cgroup/x" is not a relative path of names`},
+		{"escaping cgroup parent", func(c *Config) { c.Resources.CgroupParent = "../system.slice" }, "resources.cgroup_parent:"},
+		{"nested cgroup parent", func(c *Config) { c.Resources.CgroupParent = "agentiso/vms" }, ""},
+		{"cgroups optional", func(c *Config) { c.Resources.CgroupRequired = false }, ""},
+		{"tiny qemu overhead", func(c *Config) { c.Resources.VMMemoryOverheadMB = 16 }, "resources.vm_memory_overhead_mb: 16 is below the minimum 64"},
+		{"pool enabled", func(c *Config) { c.Pool.Enabled = true }, ""},
+		{"pool disabled may be oversized", func(c *Config) { c.Pool.Size = 30 }, ""},
+		{"pool plus session above host total", func(c *Config) { c.Pool.Enabled = true; c.Pool.Size = 13 },
+			"pool.size: 13 plus resources.max_workspaces_per_session (20) is above vm.max_total_vms (32)"},
+		{"pool at host total", func(c *Config) { c.Pool.Enabled = true; c.Pool.Size = 12 }, ""},
+		{"empty enabled pool", func(c *Config) { c.Pool.Enabled = true; c.Pool.Size = 0 }, "pool.size: must be at least 1 when the pool is enabled"},
+		{"pool budget below one VM", func(c *Config) { c.Pool.Enabled = true; c.Pool.MaxMemoryMB = 256 }, "pool.max_memory_mb: 256 is below resources.default_memory_mb (512)"},
+		{"negative pool", func(c *Config) { c.Pool.Size = -1 }, "pool.size: -1 is below the minimum 0"},
+		{"relative secret file", func(c *Config) { c.Secrets.AdminTokenFile = "token" }, `secrets.admin_token_file: "token" is not an absolute path`},
+		{"absolute secret file", func(c *Config) { c.Secrets.AdminTokenFile = "/etc/agentiso/admin_token" }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -204,7 +220,7 @@ func TestWriteDefaultThenLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The file explains itself: every section carries its comment.
-	for _, w := range []string{"# agentiso configuration", "[server]", "[vm]", "[image]", "[resources]", "[exec]", "# auto (KVM only"} {
+	for _, w := range []string{"# agentiso configuration", "[server]", "[vm]", "[image]", "[resources]", "[exec]", "[pool]", "[secrets]", "# auto (KVM only", "cgroup_required = true"} {
 		if !strings.Contains(string(b), w) {
 			t.Errorf("default file lacks %q", w)
 		}
