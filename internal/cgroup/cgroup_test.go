@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -268,5 +269,59 @@ func TestApplyOnThisHost(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(m.Layout().Mounts[c], m.parent)); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s parent still there: %v", c, err)
 		}
+	}
+}
+
+// TestCPUQuotaBites puts two CPU-bound processes in a group limited to one
+// core: together they get at most about one core, and the kernel reports
+// throttling whenever they asked for more.
+func TestCPUQuotaBites(t *testing.T) {
+	testenv.Require(t, "root")
+	m, err := New(Options{Parent: testParent(t)})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { m.RemoveParent() })
+	var pids []int
+	for range 2 {
+		cmd := exec.Command("sha256sum", "/dev/zero")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		if err := m.Apply("spin", cmd.Process.Pid, Limits{MemoryBytes: 64 << 20, Tasks: 8, CPUs: 1}); err != nil {
+			t.Fatalf("Apply: %v", err)
+		}
+		pids = append(pids, cmd.Process.Pid)
+	}
+	t.Cleanup(func() {
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(100 * time.Millisecond)
+		m.Remove("spin")
+	})
+	ticks := func() int64 {
+		var sum int64
+		for _, pid := range pids {
+			b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+			f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+			ut, _ := strconv.ParseInt(f[11], 10, 64)
+			st, _ := strconv.ParseInt(f[12], 10, 64)
+			sum += ut + st
+		}
+		return sum
+	}
+	start, t0 := time.Now(), ticks()
+	time.Sleep(3 * time.Second)
+	cores := float64(ticks()-t0) / 100 / time.Since(start).Seconds()
+	stat, _ := os.ReadFile(filepath.Join(m.Dir(CPU, "spin"), "cpu.stat"))
+	t.Logf("two spinners under a 1-core quota used %.2f cores; cpu.stat: %s", cores, strings.ReplaceAll(strings.TrimSpace(string(stat)), "\n", ", "))
+	if cores > 1.1 {
+		t.Errorf("the group used %.2f cores, want at most 1", cores)
+	}
+	throttled, _ := readKeyed(filepath.Join(m.Dir(CPU, "spin"), "cpu.stat"), "nr_throttled")
+	if throttled == 0 && cores > 0.9 {
+		t.Errorf("the group ran near its quota without being throttled once")
 	}
 }
