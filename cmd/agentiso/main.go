@@ -67,6 +67,8 @@ func newRoot() *cobra.Command {
 		initCmd(&cfgPath),
 		checkCmd(&cfgPath),
 		imageCmd(&cfgPath),
+		installCmd(&cfgPath),
+		uninstallCmd(&cfgPath),
 	)
 	return root
 }

@@ -109,6 +109,19 @@ type Manager struct {
 // each, enabling the controllers it needs on cgroup v2. The error is
 // Unavailable when the host has no usable hierarchies, and says why.
 func New(o Options) (*Manager, error) {
+	m, err := Open(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.prepareParent(); err != nil {
+		return nil, errdefs.With(errdefs.Unavailable, fmt.Sprintf("cannot create the cgroup %s (%s): %v", o.Parent, m.layout, err), err)
+	}
+	return m, nil
+}
+
+// Open is New without creating anything: for reading stats, checks and
+// removing groups.
+func Open(o Options) (*Manager, error) {
 	if err := ValidateParent(o.Parent); err != nil {
 		return nil, errdefs.Invalidf("%v", err)
 	}
@@ -116,11 +129,7 @@ func New(o Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{layout: layout, parent: o.Parent, procRoot: "/proc", removeWait: removeWait}
-	if err := m.prepareParent(); err != nil {
-		return nil, errdefs.With(errdefs.Unavailable, fmt.Sprintf("cannot create the cgroup %s (%s): %v", o.Parent, layout, err), err)
-	}
-	return m, nil
+	return &Manager{layout: layout, parent: o.Parent, procRoot: "/proc", removeWait: removeWait}, nil
 }
 
 // ValidateParent checks a parent group path: relative, clean, and made of

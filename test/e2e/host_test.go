@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -488,5 +489,36 @@ func TestL11_DaemonRefusesAPublicSecretFile(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "chmod 0600 "+tokenFile) || strings.Contains(string(out), token) {
 		t.Errorf("daemon output %q: want the chmod fix and not the token", out)
+	}
+}
+
+// TestCheckCoversTheHostService: `agentiso check` against a running daemon
+// reports the cgroups, the OOM score, the unit, the daemon's own limits,
+// the secrets and the config file, each with a fix when it is not ok.
+func TestCheckCoversTheHostService(t *testing.T) {
+	d := startDaemon(t, "")
+	out, _ := agentiso(t, "check", "--json", "--config", d.configPath)
+	var results []struct {
+		Name, Status, Detail, Fix string
+	}
+	if err := json.Unmarshal([]byte(out), &results); err != nil {
+		t.Fatalf("check --json: %v\n%s", err, out)
+	}
+	got := map[string]string{}
+	for _, r := range results {
+		got[r.Name] = r.Status
+		if r.Status != "ok" && r.Fix == "" {
+			t.Errorf("%s is %s without a fix: %s", r.Name, r.Status, r.Detail)
+		}
+	}
+	for name, want := range map[string]string{"cgroups": "ok", "daemon limits": "ok", "secrets": "ok", "config file": "ok", "daemon": "ok"} {
+		if got[name] != want {
+			t.Errorf("check %q = %q, want %q\n%s", name, got[name], want, out)
+		}
+	}
+	for _, name := range []string{"oom score", "service unit"} {
+		if got[name] == "" {
+			t.Errorf("check has no %q entry\n%s", name, out)
+		}
 	}
 }
