@@ -327,3 +327,27 @@ func TestDurations(t *testing.T) {
 		}
 	}
 }
+
+// TestH11_PoolAndSessionsFitTheVMCap: the configuration cannot promise more
+// VMs than the host cap: one session's workspaces plus a full warm pool
+// must fit vm.max_total_vms.
+func TestH11_PoolAndSessionsFitTheVMCap(t *testing.T) {
+	c := Default()
+	c.VM.MaxTotalVMs = 10
+	c.Resources.MaxWorkspacesPerSession = 8
+	c.Pool.Enabled = true
+	c.Pool.Size = 2
+	if err := c.Validate(); err != nil {
+		t.Fatalf("8 + 2 <= 10: %v", err)
+	}
+	c.Pool.Size = 3
+	err := c.Validate()
+	if !errdefs.Is(err, errdefs.Invalid) || !strings.Contains(err.Error(), "pool.size: 3 plus resources.max_workspaces_per_session (8) is above vm.max_total_vms (10)") {
+		t.Fatalf("8 + 3 > 10: %v", err)
+	}
+	c.Pool.Enabled = false
+	c.Resources.MaxWorkspacesPerSession = 11
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "resources.max_workspaces_per_session: 11 is above vm.max_total_vms (10)") {
+		t.Fatalf("11 > 10 without a pool: %v", err)
+	}
+}
