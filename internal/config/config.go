@@ -44,6 +44,7 @@ type Config struct {
 	Exec      Exec      `toml:"exec" comment:"Commands run in workspaces."`
 	Pool      Pool      `toml:"pool" comment:"Warm pool: VMs booted ahead of time so workspace_create is fast. Pool VMs count against vm.max_total_vms."`
 	Secrets   Secrets   `toml:"secrets" comment:"Where secrets come from. Never put a secret in this file: name a file of its own (mode 0600, owned by root) or use the environment variable given."`
+	Limits    Limits    `toml:"limits" comment:"How much clients may ask of the daemon: calls per minute by cost class (per session and for all sessions together), connections, and requests in flight to guests."`
 }
 
 // Server configures the daemon process.
@@ -99,6 +100,10 @@ type Resources struct {
 	// VMMemoryOverheadMB is what QEMU itself needs beyond guest memory
 	// (and the TCG cache): the memory limit is the sum.
 	VMMemoryOverheadMB int `toml:"vm_memory_overhead_mb" comment:"MiB a VM's QEMU may use beyond its guest memory (plus vm.tcg_cache_mb under TCG) before its cgroup's OOM killer ends it."`
+	// MaxMemoryMBPerSession and MaxDiskGBPerSession bound the sums over one
+	// session's workspaces, in every state (a stopped one may start again).
+	MaxMemoryMBPerSession int `toml:"max_memory_mb_per_session" comment:"Memory of all of one session's workspaces together, in MiB."`
+	MaxDiskGBPerSession   int `toml:"max_disk_gb_per_session" comment:"Disk size of all of one session's workspaces together, in GiB."`
 }
 
 // Exec bounds commands run in workspaces.
@@ -123,6 +128,27 @@ type Pool struct {
 // which wins when both are set. See LoadSecrets.
 type Secrets struct {
 	AdminTokenFile string `toml:"admin_token_file" comment:"The dashboard admin token. Empty: none (or $AGENTISO_ADMIN_TOKEN)."`
+}
+
+// Limits bound what clients may ask of the daemon. Tool calls fall into three
+// cost classes (TOOLS.md): create (workspace_create, workspace_fork, team
+// create, swarm_run), exec (exec, exec_background, exec_parallel) and
+// default (every other tool). Each class has a token bucket per session and
+// one shared by all sessions (findings M-21, L-13); a bucket holds a
+// minute's worth of calls.
+type Limits struct {
+	CreatePerMin        int `toml:"create_per_min" comment:"Create-class calls one session may make per minute."`
+	ExecPerMin          int `toml:"exec_per_min" comment:"Exec-class calls one session may make per minute."`
+	DefaultPerMin       int `toml:"default_per_min" comment:"Calls of every other tool one session may make per minute."`
+	GlobalCreatePerMin  int `toml:"global_create_per_min" comment:"Create-class calls of all sessions together per minute."`
+	GlobalExecPerMin    int `toml:"global_exec_per_min" comment:"Exec-class calls of all sessions together per minute."`
+	GlobalDefaultPerMin int `toml:"global_default_per_min" comment:"Calls of every other tool, all sessions together, per minute."`
+	// MaxConnections bounds concurrent client connections on the daemon
+	// socket, each one a session (finding M-22).
+	MaxConnections int `toml:"max_connections" comment:"Client connections (sessions) served at once; more are refused."`
+	// MaxChannelStreams bounds requests in flight to guests across all VMs
+	// (finding M-22); each VM also has its own cap.
+	MaxChannelStreams int `toml:"max_channel_streams" comment:"Requests in flight to guest agents, all VMs together; more wait for a free one."`
 }
 
 // Default returns the configuration used for every key the file leaves out.
@@ -164,6 +190,8 @@ func Default() Config {
 			CgroupRequired:          true,
 			CgroupParent:            "agentiso",
 			VMMemoryOverheadMB:      192,
+			MaxMemoryMBPerSession:   16384,
+			MaxDiskGBPerSession:     500,
 		},
 		Exec: Exec{
 			DefaultTimeoutSecs:    120,
@@ -178,6 +206,16 @@ func Default() Config {
 		},
 		Secrets: Secrets{
 			AdminTokenFile: "",
+		},
+		Limits: Limits{
+			CreatePerMin:        5,
+			ExecPerMin:          60,
+			DefaultPerMin:       120,
+			GlobalCreatePerMin:  20,
+			GlobalExecPerMin:    300,
+			GlobalDefaultPerMin: 600,
+			MaxConnections:      256,
+			MaxChannelStreams:   256,
 		},
 	}
 }

@@ -45,6 +45,7 @@ func (c Config) Validate() error {
 	c.Exec.validate(&p)
 	c.Pool.validate(&p, c)
 	c.Secrets.validate(&p)
+	c.Limits.validate(&p)
 	if len(p) == 0 {
 		return nil
 	}
@@ -124,6 +125,11 @@ func (r Resources) validate(p *problems, vm VM) {
 	}
 	// Below this QEMU cannot even boot a guest under its limit.
 	p.intRange("resources.vm_memory_overhead_mb", int64(r.VMMemoryOverheadMB), 64, 65536)
+	p.intRange("resources.max_memory_mb_per_session", int64(r.MaxMemoryMBPerSession), MinMemoryMB, 1<<24)
+	p.intRange("resources.max_disk_gb_per_session", int64(r.MaxDiskGBPerSession), 1, 1<<24)
+	// A session must be able to hold at least one default-sized workspace.
+	p.atLeast("resources.max_memory_mb_per_session", int64(r.MaxMemoryMBPerSession), "resources.default_memory_mb", int64(r.DefaultMemoryMB))
+	p.atLeast("resources.max_disk_gb_per_session", int64(r.MaxDiskGBPerSession), "resources.default_disk_gb", int64(r.DefaultDiskGB))
 }
 
 func (e Exec) validate(p *problems) {
@@ -161,6 +167,27 @@ func (s Secrets) validate(p *problems) {
 	}
 }
 
+// MaxCallsPerMin bounds every limits.*_per_min value.
+const MaxCallsPerMin = 1_000_000
+
+func (l Limits) validate(p *problems) {
+	for _, r := range []struct {
+		session, global string
+		s, g            int
+	}{
+		{"limits.create_per_min", "limits.global_create_per_min", l.CreatePerMin, l.GlobalCreatePerMin},
+		{"limits.exec_per_min", "limits.global_exec_per_min", l.ExecPerMin, l.GlobalExecPerMin},
+		{"limits.default_per_min", "limits.global_default_per_min", l.DefaultPerMin, l.GlobalDefaultPerMin},
+	} {
+		p.intRange(r.session, int64(r.s), 1, MaxCallsPerMin)
+		p.intRange(r.global, int64(r.g), 1, MaxCallsPerMin)
+		// A session limit above the global one would never apply.
+		p.atMost(r.session, int64(r.s), r.global, int64(r.g))
+	}
+	p.intRange("limits.max_connections", int64(l.MaxConnections), 1, 65536)
+	p.intRange("limits.max_channel_streams", int64(l.MaxChannelStreams), 1, 65536)
+}
+
 // problems collects validation messages, each prefixed by its field.
 type problems []string
 
@@ -184,7 +211,7 @@ func (p *problems) atMost(field string, v int64, otherField string, other int64)
 	}
 }
 
-// atLeast reports v below other, a limit set by another field.
+// atLeast reports v below other, a floor set by another field.
 func (p *problems) atLeast(field string, v int64, otherField string, other int64) {
 	if v < other {
 		p.addf(field, "%d is below %s (%d)", v, otherField, other)

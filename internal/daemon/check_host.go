@@ -56,12 +56,6 @@ func hostChecks(ctx context.Context, p hostPaths, cfgPath string, cfg config.Con
 	return out
 }
 
-// MinNOFILE is the open-file limit the daemon needs for cfg: its
-// connections (at most 256), a dozen descriptors per VM, and room.
-func MinNOFILE(cfg config.Config) int64 {
-	return 1024 + 2*maxConnections + 16*int64(cfg.VM.MaxTotalVMs)
-}
-
 func (p hostPaths) cgroupCheck(cfg config.Config) CheckResult {
 	r := CheckResult{Name: "cgroups"}
 	fix := "mount cgroup2 with the memory, pids and cpu controllers (or cgroup v1 hierarchies for each) at /sys/fs/cgroup, writable by root"
@@ -158,10 +152,10 @@ func (p hostPaths) nofileCheck(pid int, cfg config.Config) CheckResult {
 		r.Status, r.Detail = Warn, "cannot read the daemon's limits: "+err.Error()
 		return r
 	}
-	need := MinNOFILE(cfg)
+	need := int64(fdsNeeded(cfg))
 	if soft >= 0 && soft < need {
 		r.Status = Fail
-		r.Detail = fmt.Sprintf("the daemon may open %d files; %d VMs and %d connections need %d", soft, cfg.VM.MaxTotalVMs, maxConnections, need)
+		r.Detail = fmt.Sprintf("the daemon may open %d files; %d VMs and %d connections need %d", soft, cfg.VM.MaxTotalVMs, cfg.Limits.MaxConnections, need)
 		r.Fix = "LimitNOFILE=65536 in the unit (`agentiso install`), or `ulimit -n 65536` before starting the daemon"
 		return r
 	}

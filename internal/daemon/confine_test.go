@@ -216,7 +216,7 @@ func TestH8_MemoryLimitKillsTheVMNotTheHost(t *testing.T) {
 	var finalErr error
 	r, err := vm.NewRunner(vm.Config{
 		Accel:       qemu.AccelTCG,
-		Dial:        dialGuest(testLogger(t)),
+		Dial:        dialGuest(testLogger(t), channel.NewStreamLimit(64)),
 		Logger:      testLogger(t),
 		BootTimeout: 90 * time.Second,
 		TCGCacheMB:  64,

@@ -20,6 +20,7 @@ import (
 	"github.com/agentiso/agentiso/internal/image"
 	"github.com/agentiso/agentiso/internal/mcpserver"
 	"github.com/agentiso/agentiso/internal/qemu"
+	"github.com/agentiso/agentiso/internal/session"
 	"github.com/agentiso/agentiso/internal/state"
 	"github.com/agentiso/agentiso/internal/storage"
 	"github.com/agentiso/agentiso/internal/vm"
@@ -40,6 +41,9 @@ type Daemon struct {
 	confine *confiner
 	// secrets are the daemon's secrets (config.LoadSecrets).
 	secrets config.LoadedSecrets
+	// limiter and activity are the sessions' rate limits and liveness.
+	limiter  *session.Limiter
+	activity *session.Tracker
 }
 
 // New opens the state, loads the image, chooses the accelerator and
@@ -58,6 +62,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	// No program the daemon starts (QEMU, qemu-img) inherits a secret.
 	for _, name := range config.SecretEnvVars {
 		os.Unsetenv(name)
+	}
+	if err := checkFDLimit(cfg, log); err != nil {
+		return nil, err
 	}
 	img, err := image.Load(cfg.ImageDir())
 	if err != nil {
@@ -79,9 +86,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	}
 
 	d := &Daemon{cfg: cfg, log: log, store: store, startedAt: time.Now(), secrets: secrets}
+	if d.limiter, err = newLimiter(cfg.Limits); err != nil {
+		return nil, err
+	}
+	policy := session.Policy{StaleAfter: cfg.Server.StaleSession()}
+	d.activity = session.NewTracker(store, policy.TouchEvery(), log)
 	vmCfg := vm.Config{
 		QEMUBinary:         cfg.VM.QEMUBinary,
-		Dial:               dialGuest(log),
+		Dial:               dialGuest(log, channel.NewStreamLimit(cfg.Limits.MaxChannelStreams)),
 		Logger:             log,
 		BootTimeout:        cfg.VM.BootTimeout(),
 		StopTimeout:        cfg.VM.StopTimeout(),
@@ -112,8 +124,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 			DefaultDiskGB: cfg.Resources.DefaultDiskGB, MaxVCPUs: cfg.Resources.MaxVCPUs,
 			MaxMemoryMB: cfg.Resources.MaxMemoryMB, MaxDiskGB: cfg.Resources.MaxDiskGB,
 			MaxWorkspacesPerSession: cfg.Resources.MaxWorkspacesPerSession,
+			MaxMemoryMBPerSession:   cfg.Resources.MaxMemoryMBPerSession,
+			MaxDiskGBPerSession:     cfg.Resources.MaxDiskGBPerSession,
 			MaxTotalVMs:             cfg.VM.MaxTotalVMs,
 			MinMemoryMB:             config.MinMemoryMB,
+			StaleSession:            policy.StaleAfter,
 		},
 		Logger: log,
 	})
@@ -135,6 +150,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 			MaxOutputBytes:        cfg.Exec.MaxOutputBytes,
 			MaxFileReadBytes:      maxFileReadBytes,
 		},
+		Limiter:     d.limiter,
+		Activity:    d.activity,
 		Audit:       d.audit,
 		Logger:      log,
 		SchemaCache: mcp.NewSchemaCache(),
@@ -176,10 +193,11 @@ const maxFileReadBytes = 8 << 20
 
 func disksDir(cfg config.Config) string { return filepath.Join(cfg.Server.DataDir, "disks") }
 
-// dialGuest connects the host end of a VM's guest channel.
-func dialGuest(log *slog.Logger) vm.DialFunc {
+// dialGuest connects the host end of a VM's guest channel. Every VM's
+// channel shares one cap on requests in flight (finding M-22).
+func dialGuest(log *slog.Logger, shared *channel.StreamLimit) vm.DialFunc {
 	return func(ctx context.Context, socketPath string) (vm.Channel, error) {
-		return channel.Dial(ctx, socketPath, channel.Options{Logger: log})
+		return channel.Dial(ctx, socketPath, channel.Options{Logger: log, Shared: shared})
 	}
 }
 

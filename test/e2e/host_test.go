@@ -411,7 +411,7 @@ func TestH8_CgroupRequiredWithoutCgroupsFailsCleanly(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 
-	d := startDaemonOpts(t, "", daemonOpts{hideCgroups: true})
+	d := startDaemonOpts(t, "", "", daemonOpts{hideCgroups: true})
 	s := d.client(ctx)
 	msg := callErr(ctx, t, s, "workspace_create", map[string]any{"name": "unlimited"})
 	if !strings.Contains(msg, "resources.cgroup_required") {
@@ -440,7 +440,7 @@ func TestH8_CgroupRequiredWithoutCgroupsFailsCleanly(t *testing.T) {
 		t.Errorf("second create: %q", msg)
 	}
 
-	opt := startDaemonOpts(t, "\n[resources]\ncgroup_required = false\n", daemonOpts{hideCgroups: true})
+	opt := startDaemonOpts(t, "", "\n[resources]\ncgroup_required = false\n", daemonOpts{hideCgroups: true})
 	s = opt.client(ctx)
 	ws := call[wsInfo](ctx, t, s, "workspace_create", map[string]any{"name": "unlimited"})
 	if ws.State != "running" {
