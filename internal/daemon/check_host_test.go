@@ -83,11 +83,11 @@ func TestNOFILECheck(t *testing.T) {
 	dir := t.TempDir()
 	p := hostPaths{proc: dir}
 	limits := "Limit                     Soft Limit           Hard Limit           Units     \nMax open files            %s                65536                files     \n"
-	writeFile(t, filepath.Join(dir, "5", "limits"), strings.Replace(limits, "%s", "1024", 1), 0o644)
+	writeFile(t, filepath.Join(dir, "5", "limits"), strings.Replace(limits, "%s", "512", 1), 0o644)
 	writeFile(t, filepath.Join(dir, "6", "limits"), strings.Replace(limits, "%s", "65536", 1), 0o644)
 	writeFile(t, filepath.Join(dir, "7", "limits"), strings.Replace(limits, "%s", "unlimited", 1), 0o644)
 	cfg := config.Default()
-	wantCheck(t, p.nofileCheck(5, cfg), Fail, "may open 1024 files", "LimitNOFILE=65536")
+	wantCheck(t, p.nofileCheck(5, cfg), Fail, "may open 512 files", "LimitNOFILE=65536")
 	wantCheck(t, p.nofileCheck(6, cfg), OK, "open files: 65536", "")
 	wantCheck(t, p.nofileCheck(7, cfg), OK, "unlimited", "")
 }
