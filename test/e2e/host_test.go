@@ -414,6 +414,7 @@ func TestH8_CgroupRequiredWithoutCgroupsFailsCleanly(t *testing.T) {
 	d := startDaemonOpts(t, "", "", daemonOpts{hideCgroups: true})
 	s := d.client(ctx)
 	msg := callErr(ctx, t, s, "workspace_create", map[string]any{"name": "unlimited"})
+	t.Logf("workspace_create without cgroups: %s", msg)
 	if !strings.Contains(msg, "resources.cgroup_required") {
 		t.Errorf("workspace_create error %q does not name resources.cgroup_required", msg)
 	}
