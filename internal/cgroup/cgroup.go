@@ -268,6 +268,14 @@ func (m *Manager) Apply(id string, pid int, l Limits) error {
 		}
 	}
 	sets := m.settings(l)
+	if m.layout.Version == V1 {
+		// v1 keeps memsw >= memory at every step: raising an existing
+		// group's limits (a restart with a larger overhead) must raise
+		// memsw first.
+		if cur, err := readInt(filepath.Join(m.Dir(Memory, id), "memory.memsw.limit_in_bytes")); err == nil && cur >= 0 && cur < l.MemoryBytes {
+			sets[0], sets[1] = sets[1], sets[0]
+		}
+	}
 	for _, s := range sets {
 		path := filepath.Join(m.Dir(s.controller, id), s.file)
 		if err := writeFile(path, s.value); err != nil {

@@ -249,9 +249,18 @@ func TestApplyOnThisHost(t *testing.T) {
 	if len(groups) != 1 || groups[0] != "p1" {
 		t.Errorf("Groups = %v, want [p1]", groups)
 	}
-	// Applying again (as after a daemon restart) is harmless.
+	// Applying again (as after a daemon restart) is harmless, with the
+	// same limits or larger ones.
 	if err := m.Apply("p1", cmd.Process.Pid, l); err != nil {
 		t.Fatalf("second Apply: %v", err)
+	}
+	l.MemoryBytes = 96 << 20
+	if err := m.Apply("p1", cmd.Process.Pid, l); err != nil {
+		t.Fatalf("Apply with a larger memory limit: %v", err)
+	}
+	l.MemoryBytes = 64 << 20
+	if err := m.Apply("p1", cmd.Process.Pid, l); err != nil {
+		t.Fatalf("Apply with a smaller memory limit: %v", err)
 	}
 
 	if err := m.Remove("p1"); err == nil {
