@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   qemu-system-x86 qemu-utils e2fsprogs debootstrap lz4 zstd
   nftables iproute2 conntrack kmod git ca-certificates curl
+  systemd  # runs the service; its systemd-analyze verifies the unit in the tests
 )
 
 missing=()

@@ -68,6 +68,8 @@ func newRoot() *cobra.Command {
 		initCmd(&cfgPath),
 		checkCmd(&cfgPath),
 		imageCmd(&cfgPath),
+		installCmd(&cfgPath),
+		uninstallCmd(&cfgPath),
 	)
 	return root
 }

@@ -40,6 +40,10 @@ type Daemon struct {
 	accel     qemu.Accel
 	accelWhy  string
 	startedAt time.Time
+	// confine puts VMs under their resource limits.
+	confine *confiner
+	// secrets are the daemon's secrets (config.LoadSecrets).
+	secrets config.LoadedSecrets
 	// limiter and activity are the sessions' rate limits and liveness.
 	limiter  *session.Limiter
 	activity *session.Tracker
@@ -58,6 +62,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	// keeps the mode its administrator gave it.
 	if err := os.MkdirAll(cfg.Server.TransferDir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating the transfer directory: %w", err)
+	}
+	secrets, err := cfg.LoadSecrets()
+	if err != nil {
+		return nil, err
+	}
+	// No program the daemon starts (QEMU, qemu-img) inherits a secret.
+	for _, name := range config.SecretEnvVars {
+		os.Unsetenv(name)
 	}
 	if err := checkFDLimit(cfg, log); err != nil {
 		return nil, err
@@ -81,7 +93,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		return nil, err
 	}
 
-	d := &Daemon{cfg: cfg, log: log, store: store, startedAt: time.Now()}
+	d := &Daemon{cfg: cfg, log: log, store: store, startedAt: time.Now(), secrets: secrets}
 	if d.limiter, err = newLimiter(cfg.Limits); err != nil {
 		return nil, err
 	}
@@ -104,6 +116,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	}
 	log.Info("accelerator chosen", "accel", d.accel, "reason", d.accelWhy)
 	vmCfg.Accel = d.accel
+	vmCfg.TCGCacheMB = cfg.VM.TCGCacheMB
+	d.confine = newConfiner(cfg, d.accel, log)
+	vmCfg.AfterStart = d.confine.afterStart
+	vmCfg.AfterExit = d.confine.afterExit
 	runner, err := vm.NewRunner(vmCfg)
 	if err != nil {
 		return nil, err
@@ -133,6 +149,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	}
 	if err := d.manager.Recover(ctx); err != nil {
 		return nil, fmt.Errorf("recovering workspaces: %w", err)
+	}
+	if err := d.releaseStoppedCgroups(ctx); err != nil {
+		return nil, err
 	}
 	var vaultDep mcpserver.Vault // stays a nil interface when disabled
 	if cfg.Vault.Enabled {
@@ -170,6 +189,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		SchemaCache: mcp.NewSchemaCache(),
 	}
 	return d, nil
+}
+
+// releaseStoppedCgroups removes the cgroups of workspaces that are not
+// running: their VMs exited while no daemon watched them.
+func (d *Daemon) releaseStoppedCgroups(ctx context.Context) error {
+	ws, err := d.store.ListWorkspaces(ctx, state.WorkspaceFilter{})
+	if err != nil {
+		return fmt.Errorf("listing workspaces: %w", err)
+	}
+	for _, w := range ws {
+		if w.State != state.WorkspaceRunning {
+			d.confine.release(w.ID)
+		}
+	}
+	return nil
 }
 
 // PrepareDataDir creates the data directories, private to root: workspace

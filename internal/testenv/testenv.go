@@ -19,7 +19,7 @@ func InCI() bool { return os.Getenv("CI") == "true" }
 
 // Require checks each named prerequisite: "root", "qemu", "image",
 // "qemu-img", "nft", "netns", "image-tools" (what building a guest image
-// runs). A missing one skips the test, or fails it in CI.
+// runs), "systemd-analyze". A missing one skips the test, or fails it in CI.
 func Require(t testing.TB, needs ...string) {
 	t.Helper()
 	for _, n := range needs {
@@ -61,6 +61,10 @@ func missing(need string) string {
 	case "netns":
 		if _, err := exec.LookPath("ip"); err != nil {
 			return "ip not found (apt install iproute2)"
+		}
+	case "systemd-analyze":
+		if _, err := exec.LookPath("systemd-analyze"); err != nil {
+			return "systemd-analyze not found (apt install systemd)"
 		}
 	case "image-tools":
 		for _, p := range [][2]string{

@@ -24,6 +24,9 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(hideCgroupsEnv) != "" {
+		os.Exit(execWithoutCgroups(os.Args[1:]))
+	}
 	dir, err := os.MkdirTemp("", "agentiso-e2e-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -64,6 +67,14 @@ type daemon struct {
 	cmd        *exec.Cmd
 	logPath    string
 	exited     chan struct{}
+	opts       daemonOpts
+}
+
+// daemonOpts change how a test daemon runs.
+type daemonOpts struct {
+	// hideCgroups runs the daemon in a mount namespace of its own where
+	// /sys/fs/cgroup is an empty tmpfs: a host without usable cgroups.
+	hideCgroups bool
 }
 
 // startDaemon writes a config for a private daemon and starts it. extra is
@@ -76,8 +87,14 @@ func startDaemon(t testing.TB, extra string) *daemon {
 // startDaemonWith is startDaemon with server, more keys of [server].
 func startDaemonWith(t testing.TB, server, extra string) *daemon {
 	t.Helper()
+	return startDaemonOpts(t, server, extra, daemonOpts{})
+}
+
+// startDaemonOpts is startDaemonWith with options.
+func startDaemonOpts(t testing.TB, server, extra string, opts daemonOpts) *daemon {
+	t.Helper()
 	testenv.Require(t, "root", "qemu", "image")
-	d := &daemon{t: t, bin: agentisoBinary(t), dir: t.TempDir()}
+	d := &daemon{t: t, bin: agentisoBinary(t), dir: t.TempDir(), opts: opts}
 	// Unix socket paths must stay short: keep the run dir directly in /tmp.
 	runDir, err := os.MkdirTemp("/tmp", "ag")
 	if err != nil {
@@ -116,9 +133,14 @@ func (d *daemon) start() {
 		d.t.Fatal(err)
 	}
 	d.cmd = exec.Command(d.bin, "daemon", "--config", d.configPath)
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if d.opts.hideCgroups {
+		d.cmd = exec.Command(os.Args[0], d.bin, "daemon", "--config", d.configPath)
+		d.cmd.Env = append(os.Environ(), hideCgroupsEnv+"=1")
+		d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Unshareflags: syscall.CLONE_NEWNS}
+	}
 	d.cmd.Stdout = logf
 	d.cmd.Stderr = logf
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatal(err)
 	}
@@ -171,9 +193,12 @@ func (d *daemon) cleanup() {
 		d.t.Logf("daemon log:\n%s", d.log())
 	}
 	d.stop()
-	for _, pid := range d.qemuPIDs() {
+	pids := d.qemuPIDs()
+	groups := cgroupDirsOf(pids)
+	for _, pid := range pids {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
+	removeCgroupDirs(groups)
 	os.RemoveAll(d.runDir)
 }
 
