@@ -298,6 +298,8 @@ func (a *Agent) handle(st net.Conn) {
 		}
 	case *protocol.Shutdown:
 		a.shutdown(st)
+	case *protocol.PTYOpen:
+		a.pty(st, m)
 	default:
 		a.fail(st, errdefs.Invalidf("a %s message does not start a request", m.Type()))
 	}

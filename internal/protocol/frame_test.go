@@ -32,6 +32,10 @@ func sampleMessages() []Message {
 		&Shutdown{},
 		&OK{},
 		&Error{Class: "not_found", Message: "/x: no such file"},
+		&PTYOpen{Argv: []string{"/bin/bash", "-l"}, Workdir: "/root", Env: map[string]string{"A": "b"}, Rows: 24, Cols: 80},
+		&PTYInput{Data: []byte("ls\r\x03")},
+		&PTYResize{Rows: 50, Cols: 200},
+		&PTYOutput{Data: []byte("\x1b[31mred\x1b[0m\xff")},
 	}
 }
 

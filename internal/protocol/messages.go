@@ -63,6 +63,11 @@ var registry = map[Type]func() Message{
 	TypeShutdown:  func() Message { return new(Shutdown) },
 	TypeOK:        func() Message { return new(OK) },
 	TypeError:     func() Message { return new(Error) },
+	// The terminal (pty.go).
+	TypePTYOpen:   func() Message { return new(PTYOpen) },
+	TypePTYInput:  func() Message { return new(PTYInput) },
+	TypePTYResize: func() Message { return new(PTYResize) },
+	TypePTYOutput: func() Message { return new(PTYOutput) },
 }
 
 // Ping asks the guest whether it is ready. The first answered Ping after boot
