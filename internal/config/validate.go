@@ -42,6 +42,7 @@ func (c Config) Validate() error {
 	c.Image.validate(&p)
 	c.Resources.validate(&p, c.VM)
 	c.Exec.validate(&p)
+	c.Dashboard.validate(&p)
 	if len(p) == 0 {
 		return nil
 	}

@@ -256,9 +256,13 @@ func (m *Manager) Destroy(ctx context.Context, c Caller, ref string) error {
 	return nil
 }
 
-// List returns c's workspaces, optionally only those in one state.
+// List returns c's workspaces (every session's for an admin), optionally
+// only those in one state.
 func (m *Manager) List(ctx context.Context, c Caller, stateFilter string) ([]Info, error) {
 	f := state.WorkspaceFilter{Owner: c.SessionID}
+	if c.Admin {
+		f.Owner = ""
+	}
 	if stateFilter != "" {
 		f.States = []state.WorkspaceState{state.WorkspaceState(stateFilter)}
 	}
@@ -268,7 +272,7 @@ func (m *Manager) List(ctx context.Context, c Caller, stateFilter string) ([]Inf
 	}
 	out := make([]Info, 0, len(ws))
 	for _, w := range ws {
-		out = append(out, *m.info(ctx, w, true))
+		out = append(out, *m.infoFor(ctx, c, w))
 	}
 	return out, nil
 }
@@ -279,7 +283,7 @@ func (m *Manager) Info(ctx context.Context, c Caller, ref string) (*Info, error)
 	if err != nil {
 		return nil, err
 	}
-	return m.info(ctx, w, true), nil
+	return m.infoFor(ctx, c, w), nil
 }
 
 // Logs returns the tails of the workspace's console log and QEMU's stderr.
@@ -324,6 +328,15 @@ func (m *Manager) info(ctx context.Context, w state.Workspace, owned bool) *Info
 	}
 	if u, err := m.disks.Usage(ctx, w.ID); err == nil {
 		i.DiskUsedBytes = u.Allocated
+	}
+	return i
+}
+
+// infoFor shapes a record for c: an admin also sees whose it is.
+func (m *Manager) infoFor(ctx context.Context, c Caller, w state.Workspace) *Info {
+	i := m.info(ctx, w, w.Owner == c.SessionID)
+	if c.Admin {
+		i.OwnerSession = w.Owner
 	}
 	return i
 }

@@ -117,7 +117,8 @@ func errNoWorkspace() error {
 	return errdefs.NotFoundf("workspace_id: no such workspace in this session")
 }
 
-// resolve finds the workspace ref (an ID or a name) owned by c.
+// resolve finds the workspace ref (an ID or a name) owned by c, or any
+// workspace for an admin.
 func (m *Manager) resolve(ctx context.Context, c Caller, ref string) (state.Workspace, error) {
 	if ref == "" {
 		return state.Workspace{}, errdefs.Invalidf("workspace_id: required")
@@ -135,7 +136,7 @@ func (m *Manager) resolve(ctx context.Context, c Caller, ref string) (state.Work
 	if err != nil {
 		return state.Workspace{}, err
 	}
-	if w.Owner != c.SessionID {
+	if w.Owner != c.SessionID && !c.Admin {
 		return state.Workspace{}, errNoWorkspace()
 	}
 	return w, nil
