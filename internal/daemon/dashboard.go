@@ -1,0 +1,108 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/agentiso/agentiso/internal/api"
+	"github.com/agentiso/agentiso/internal/dashboard"
+	"github.com/agentiso/agentiso/internal/mcpserver"
+	"github.com/agentiso/agentiso/internal/state"
+	"github.com/agentiso/agentiso/internal/workspace"
+)
+
+// newDashboard builds the dashboard and its API from the configuration.
+// A dashboard that may not run (a non-loopback address without an admin
+// token, finding H-1) stops the daemon from starting.
+func (d *Daemon) newDashboard() (*dashboard.Server, error) {
+	c := d.cfg.Dashboard
+	token, source, path, err := dashboard.LoadToken(os.Getenv, c.AdminTokenFile, d.cfg.Server.DataDir, c.ListenLoopback())
+	if err != nil {
+		return nil, err
+	}
+	d.log.Info("dashboard admin token loaded", "source", source, "file", path)
+	a, err := api.New(api.Options{
+		Workspaces: d.manager,
+		AuditLog:   d.store,
+		Record:     d.auditAPI,
+		Host:       d.hostStats,
+		Exec: workspace.ExecLimits{
+			DefaultTimeout: d.cfg.Exec.DefaultTimeout(), MaxTimeout: d.cfg.Exec.MaxTimeout(),
+			DefaultMaxOutputBytes: d.cfg.Exec.DefaultMaxOutputBytes, MaxOutputBytes: d.cfg.Exec.MaxOutputBytes,
+		},
+		MaxFileReadBytes: maxFileReadBytes,
+		Streams:          api.NewStreamLimiter(c.MaxStreamsPerSession, c.MaxStreamsTotal),
+		Features:         api.Features{Workspaces: true, Terminal: true},
+		Logger:           d.log.With("edge", "api"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return dashboard.New(dashboard.Options{
+		Listen: c.Listen, AllowedHosts: c.AllowedHosts,
+		TLSCertFile: c.TLSCertFile, TLSKeyFile: c.TLSKeyFile,
+		Token: token, SessionTTL: c.SessionTTL(),
+		API: a, Sessions: d.store, Record: d.auditAPI,
+		Logger: d.log.With("edge", "dashboard"),
+	})
+}
+
+// auditAPI records one API or dashboard action in the audit log.
+func (d *Daemon) auditAPI(ctx context.Context, r api.AuditRecord) {
+	d.audit(ctx, mcpserver.AuditRecord{Caller: r.Caller, Tool: r.Action, Target: r.Target, Err: r.Err, Duration: r.Duration})
+}
+
+// hostStats reads the host metrics the dashboard charts.
+func (d *Daemon) hostStats(ctx context.Context) (*api.HostStats, error) {
+	hs := &api.HostStats{Time: time.Now().UTC(), MaxTotalVMs: d.cfg.VM.MaxTotalVMs}
+	ws, err := d.store.ListWorkspaces(ctx, state.WorkspaceFilter{})
+	if err != nil {
+		return nil, err
+	}
+	hs.VMsTotal = len(ws)
+	for _, w := range ws {
+		if w.State == state.WorkspaceRunning {
+			hs.VMsRunning++
+			hs.VMMemoryMB += int64(w.MemoryMB)
+		}
+	}
+	if mem, err := os.ReadFile("/proc/meminfo"); err == nil {
+		hs.MemoryTotalBytes = meminfoBytes(mem, "MemTotal")
+		hs.MemoryAvailableBytes = meminfoBytes(mem, "MemAvailable")
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(d.cfg.Server.DataDir, &st); err == nil {
+		hs.DiskTotalBytes = int64(st.Blocks) * st.Bsize
+		hs.DiskFreeBytes = int64(st.Bavail) * st.Bsize
+	}
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(la)); len(f) > 0 {
+			hs.Load1, _ = strconv.ParseFloat(f[0], 64)
+		}
+	}
+	return hs, nil
+}
+
+// meminfoBytes returns a /proc/meminfo field ("MemTotal: 123 kB") in bytes.
+func meminfoBytes(meminfo []byte, key string) int64 {
+	sc := bufio.NewScanner(bytes.NewReader(meminfo))
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok || name != key {
+			continue
+		}
+		var kb int64
+		if _, err := fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), &kb); err == nil {
+			return kb << 10
+		}
+	}
+	return 0
+}
