@@ -37,6 +37,18 @@ const missingAssetsPage = `<!doctype html>
 // static serves the front end. Hashed asset files may be cached for good;
 // the page itself is always revalidated.
 func (s *Server) static() http.Handler {
+	h := s.staticFiles()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !safeMethod(r.Method) {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) staticFiles() http.Handler {
 	if _, err := fs.Stat(s.o.Assets, "index.html"); err != nil {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path != "/" {

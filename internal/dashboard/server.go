@@ -213,7 +213,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/api/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, errdefs.NotFoundf("no such API route"))
 	}))
-	mux.Handle("GET /", s.static())
+	mux.Handle("/", s.static())
 	return s.securityHeaders(s.recoverPanics(s.checkHostAndOrigin(mux)))
 }
 
