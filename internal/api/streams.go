@@ -237,9 +237,10 @@ func writeControl(ctx context.Context, conn *websocket.Conn, ctl terminalControl
 type Event struct {
 	// Type is "workspaces" (the whole list, sent when it changes) or
 	// "host" (metrics, sent every few seconds).
-	Type       string           `json:"type"`
-	Workspaces []workspace.Info `json:"workspaces,omitempty"`
-	Host       *HostStats       `json:"host,omitempty"`
+	Type string `json:"type"`
+	// Workspaces is set (possibly empty) on "workspaces" events.
+	Workspaces *[]workspace.Info `json:"workspaces,omitempty"`
+	Host       *HostStats        `json:"host,omitempty"`
 }
 
 // hostEvery is how many event intervals pass between host metrics.
@@ -277,7 +278,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) (any, error) {
 			for i := range list {
 				list[i].UptimeSecs = 0 // changes every second; clients derive it from started_at
 			}
-			b, _ := json.Marshal(Event{Type: "workspaces", Workspaces: list})
+			b, _ := json.Marshal(Event{Type: "workspaces", Workspaces: &list})
 			if !bytes.Equal(b, last) {
 				if err := writeEvent(ctx, conn, b); err != nil {
 					return nil, nil

@@ -315,8 +315,11 @@ func TestH4_LoginExchangesTokenForHardenedCookie(t *testing.T) {
 		t.Errorf("Set-Cookie %q is Secure over plain HTTP (the browser would drop it)", setCookie)
 	}
 	cookie := w.Result().Cookies()[0]
-	if r := s.do(s.authed("GET", "/api/v1/session", "", cookie, "")); r.Code != 200 {
-		t.Fatalf("session with the cookie: %d", r.Code)
+	if r := s.do(s.authed("GET", "/api/v1/session", "", cookie, "")); r.Code != 200 || !strings.Contains(r.Body.String(), `"logged_in":true`) {
+		t.Fatalf("session with the cookie: %d %s", r.Code, r.Body)
+	}
+	if r := s.do(s.req("GET", "/api/v1/session", "")); r.Code != 200 || r.Body.String() != "{\"logged_in\":false}\n" {
+		t.Fatalf("session without a cookie: %d %s", r.Code, r.Body)
 	}
 	cookie2, csrf := s.login(t)
 	if r := s.do(s.authed("POST", "/api/v1/logout", "", cookie2, csrf)); r.Code != 200 {

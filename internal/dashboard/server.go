@@ -208,7 +208,7 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/v1/login", s.login)
 	mux.Handle("POST /api/v1/logout", s.requireLogin(http.HandlerFunc(s.logout)))
-	mux.Handle("GET /api/v1/session", s.requireLogin(http.HandlerFunc(s.session)))
+	mux.HandleFunc("GET /api/v1/session", s.session)
 	mux.Handle(api.Prefix, s.requireLogin(s.o.API))
 	mux.Handle("/api/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, errdefs.NotFoundf("no such API route"))
@@ -265,9 +265,10 @@ type LoginRequest struct {
 
 // SessionInfo answers a login and GET /api/v1/session.
 type SessionInfo struct {
-	SessionID string    `json:"session_id"`
-	CSRFToken string    `json:"csrf_token"`
-	ExpiresAt time.Time `json:"expires_at"`
+	LoggedIn  bool      `json:"logged_in"`
+	SessionID string    `json:"session_id,omitempty"`
+	CSRFToken string    `json:"csrf_token,omitempty"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
@@ -303,7 +304,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		MaxAge: int(s.o.SessionTTL / time.Second),
 	})
 	s.record(r.Context(), workspace.Caller{SessionID: lg.stateID, Actor: "dashboard"}, "dashboard_login", nil, start)
-	writeJSON(w, http.StatusOK, SessionInfo{SessionID: lg.stateID, CSRFToken: lg.csrf, ExpiresAt: lg.expires})
+	writeJSON(w, http.StatusOK, SessionInfo{LoggedIn: true, SessionID: lg.stateID, CSRFToken: lg.csrf, ExpiresAt: lg.expires})
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
@@ -320,9 +321,18 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]bool{"logged_out": true})
 }
 
+// session tells a page whether its cookie is logged in (an answer, not an
+// error, so a fresh page load logs nothing) and gives it the CSRF token.
 func (s *Server) session(w http.ResponseWriter, r *http.Request) {
-	lg := r.Context().Value(loginKey{}).(*login)
-	writeJSON(w, http.StatusOK, SessionInfo{SessionID: lg.stateID, CSRFToken: lg.csrf, ExpiresAt: lg.expires})
+	var lg *login
+	if c, err := r.Cookie(s.cookieName()); err == nil {
+		lg = s.logins.get(c.Value)
+	}
+	if lg == nil {
+		writeJSON(w, http.StatusOK, SessionInfo{})
+		return
+	}
+	writeJSON(w, http.StatusOK, SessionInfo{LoggedIn: true, SessionID: lg.stateID, CSRFToken: lg.csrf, ExpiresAt: lg.expires})
 }
 
 func (s *Server) record(ctx context.Context, c workspace.Caller, action string, err error, start time.Time) {

@@ -32,6 +32,7 @@ export function App() {
   useEffect(() => {
     api<Session>("GET", "session")
       .then((s) => {
+        if (!s.logged_in) return setSession(null);
         setCsrfToken(s.csrf_token);
         setSession(s);
       })

@@ -25,7 +25,7 @@ describe("api", () => {
 
   it("turns an error answer into an ApiError with its class and message", async () => {
     mockFetch(404, { error: { class: "not_found", message: "workspace_id: no such workspace in this session" } });
-    const err = await api("GET", "workspaces/x").catch((e) => e);
+    const err = (await api("GET", "workspaces/x").catch((e: unknown) => e)) as ApiError;
     expect(err).toBeInstanceOf(ApiError);
     expect(err.status).toBe(404);
     expect(err.errorClass).toBe("not_found");

@@ -71,6 +71,7 @@ export interface ExecResult {
 }
 
 export interface Session {
+  logged_in: boolean;
   session_id: string;
   csrf_token: string;
   expires_at: string;

@@ -11,7 +11,7 @@ afterEach(() => {
 
 describe("Login", () => {
   it("exchanges the token and stores the session (not the token)", async () => {
-    const f = vi.fn(async () => new Response(JSON.stringify({ session_id: "s", csrf_token: "c", expires_at: "" }), { status: 200 }));
+    const f = vi.fn(async () => new Response(JSON.stringify({ logged_in: true, session_id: "s", csrf_token: "c", expires_at: "" }), { status: 200 }));
     vi.stubGlobal("fetch", f);
     const { getByLabelText, getByRole } = render(<Login />);
     fireEvent.change(getByLabelText("Admin token"), { target: { value: "the-admin-token-123" } });
