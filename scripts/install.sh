@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up and runs agentiso on a fresh Debian 12 machine, as root: installs the
-# host packages, builds and installs the binaries, creates the agentiso group,
-# writes the default config, builds the guest image and starts the daemon.
+# host packages, builds the dashboard's front end and the binaries and installs
+# them, creates the agentiso group, writes the default config, builds the guest image and starts the daemon.
 # Safe to run again: every step is idempotent (the image build is a no-op when
 # its inputs have not changed).
 set -euo pipefail
@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
 
 bash scripts/deps.sh
+
+echo "building the dashboard's front end"
+(cd web && npm ci --no-audit --no-fund && npm run build)
 
 echo "building agentiso"
 go build -o /usr/local/bin/agentiso.new ./cmd/agentiso
@@ -52,4 +55,7 @@ Add agentiso to your MCP client, e.g.:
 or in a client's JSON config:
   {"mcpServers": {"agentiso": {"command": "agentiso", "args": ["mcp"]}}}
 Users in the agentiso group may connect: usermod -aG agentiso <user>
+
+The dashboard is at http://127.0.0.1:7070/ ; log in with the token in
+/var/lib/agentiso/dashboard-token (or set dashboard.admin_token_file).
 TXT
