@@ -41,6 +41,7 @@ type Config struct {
 	Resources Resources `toml:"resources" comment:"Workspace sizes: the defaults a create request gets and the maxima it may ask for."`
 	Exec      Exec      `toml:"exec" comment:"Commands run in workspaces."`
 	Dashboard Dashboard `toml:"dashboard" comment:"The web dashboard and its REST API."`
+	API       API       `toml:"api" comment:"The REST API's Unix socket, for the CLI."`
 }
 
 // Server configures the daemon process.
@@ -137,6 +138,7 @@ func Default() Config {
 			MaxOutputBytes:        4 << 20,
 		},
 		Dashboard: DefaultDashboard(),
+		API:       DefaultAPI(),
 	}
 }
 

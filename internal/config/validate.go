@@ -43,6 +43,7 @@ func (c Config) Validate() error {
 	c.Resources.validate(&p, c.VM)
 	c.Exec.validate(&p)
 	c.Dashboard.validate(&p)
+	c.API.validate(&p)
 	if len(p) == 0 {
 		return nil
 	}

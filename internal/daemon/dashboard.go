@@ -29,20 +29,7 @@ func (d *Daemon) newDashboard() (*dashboard.Server, error) {
 		return nil, err
 	}
 	d.log.Info("dashboard admin token loaded", "source", source, "file", path)
-	a, err := api.New(api.Options{
-		Workspaces: d.manager,
-		AuditLog:   d.store,
-		Record:     d.auditAPI,
-		Host:       d.hostStats,
-		Exec: workspace.ExecLimits{
-			DefaultTimeout: d.cfg.Exec.DefaultTimeout(), MaxTimeout: d.cfg.Exec.MaxTimeout(),
-			DefaultMaxOutputBytes: d.cfg.Exec.DefaultMaxOutputBytes, MaxOutputBytes: d.cfg.Exec.MaxOutputBytes,
-		},
-		MaxFileReadBytes: maxFileReadBytes,
-		Streams:          api.NewStreamLimiter(c.MaxStreamsPerSession, c.MaxStreamsTotal),
-		Features:         api.Features{Workspaces: true, Terminal: true},
-		Logger:           d.log.With("edge", "api"),
-	})
+	a, err := d.newAPI(api.NewStreamLimiter(c.MaxStreamsPerSession, c.MaxStreamsTotal), "dashboard")
 	if err != nil {
 		return nil, err
 	}
@@ -52,6 +39,25 @@ func (d *Daemon) newDashboard() (*dashboard.Server, error) {
 		Token: token, SessionTTL: c.SessionTTL(),
 		API: a, Sessions: d.store, Record: d.auditAPI,
 		Logger: d.log.With("edge", "dashboard"),
+	})
+}
+
+// newAPI builds the REST API for one edge (the dashboard, the CLI
+// socket), each with its own stream caps.
+func (d *Daemon) newAPI(streams *api.StreamLimiter, edge string) (*api.API, error) {
+	return api.New(api.Options{
+		Workspaces: d.manager,
+		AuditLog:   d.store,
+		Record:     d.auditAPI,
+		Host:       d.hostStats,
+		Exec: workspace.ExecLimits{
+			DefaultTimeout: d.cfg.Exec.DefaultTimeout(), MaxTimeout: d.cfg.Exec.MaxTimeout(),
+			DefaultMaxOutputBytes: d.cfg.Exec.DefaultMaxOutputBytes, MaxOutputBytes: d.cfg.Exec.MaxOutputBytes,
+		},
+		MaxFileReadBytes: maxFileReadBytes,
+		Streams:          streams,
+		Features:         api.Features{Workspaces: true, Terminal: true},
+		Logger:           d.log.With("edge", edge),
 	})
 }
 

@@ -44,6 +44,15 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		ln.Close()
 		wg.Wait()
 	}()
+	if d.cfg.API.Enabled {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := d.serveAPISocket(ctx); err != nil {
+				d.log.Error("REST API socket not served", "err", err)
+			}
+		}()
+	}
 	if d.dash != nil {
 		// The dashboard is a convenience for people; agents keep their
 		// MCP socket even when its port is taken.
