@@ -141,6 +141,13 @@ func (a *API) exec(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A command holds its connection until it ends (up to the exec
+	// timeout), streamed or not: it takes a stream slot either way.
+	release, err := a.o.Streams.Acquire(caller(r).SessionID)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	if wantsEventStream(r) {
 		return nil, a.execStream(w, r, req)
 	}

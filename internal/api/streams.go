@@ -78,11 +78,6 @@ func wantsEventStream(r *http.Request) bool {
 // "error" {class, message}.
 func (a *API) execStream(w http.ResponseWriter, r *http.Request, req workspace.ExecRequest) error {
 	c := caller(r)
-	release, err := a.o.Streams.Acquire(c.SessionID)
-	if err != nil {
-		return err
-	}
-	defer release()
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")

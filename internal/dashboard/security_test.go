@@ -245,11 +245,15 @@ func TestH3_WebSocketNeedsSessionAndOrigin(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	cookie, _ := s.login(t)
+	gone, goneCSRF := s.login(t)
+	if w := s.do(s.authed("POST", "/api/v1/logout", "", gone, goneCSRF)); w.Code != 200 {
+		t.Fatalf("logout: %d", w.Code)
+	}
 
-	dial := func(withCookie bool, origin string) (*websocket.Conn, *http.Response, error) {
+	dial := func(ck *http.Cookie, origin string) (*websocket.Conn, *http.Response, error) {
 		h := http.Header{}
-		if withCookie {
-			h.Add("Cookie", cookie.Name+"="+cookie.Value)
+		if ck != nil {
+			h.Add("Cookie", ck.Name+"="+ck.Value)
 		}
 		if origin != "" {
 			h.Set("Origin", origin)
@@ -260,14 +264,15 @@ func TestH3_WebSocketNeedsSessionAndOrigin(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name   string
-		cookie bool
+		cookie *http.Cookie
 		origin string
 		status int
 	}{
-		{"no session", false, s.origin, 401},
-		{"foreign origin", true, "http://evil.example", 403},
-		{"no origin", true, "", 403},
-		{"logged-out cookie", false, s.origin, 401},
+		{"no session", nil, s.origin, 401},
+		{"foreign origin", cookie, "http://evil.example", 403},
+		{"no origin", cookie, "", 403},
+		{"logged-out cookie", gone, s.origin, 401},
+		{"forged cookie", &http.Cookie{Name: cookie.Name, Value: "AAAA" + cookie.Value[4:]}, s.origin, 401},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, resp, err := dial(tc.cookie, tc.origin)
@@ -280,7 +285,7 @@ func TestH3_WebSocketNeedsSessionAndOrigin(t *testing.T) {
 			}
 		})
 	}
-	c, _, err := dial(true, s.origin)
+	c, _, err := dial(cookie, s.origin)
 	if err != nil {
 		t.Fatalf("same-origin upgrade with a session: %v", err)
 	}
@@ -290,6 +295,16 @@ func TestH3_WebSocketNeedsSessionAndOrigin(t *testing.T) {
 	_, msg, err := c.Read(ctx)
 	if err != nil || !strings.Contains(string(msg), `"visible"`) {
 		t.Fatalf("first event %s, %v; want the workspace list", msg, err)
+	}
+	// Logging out ends the login's open sockets.
+	s.logins.remove(cookie.Value)
+	for {
+		if _, _, err := c.Read(ctx); err != nil {
+			if ctx.Err() != nil {
+				t.Fatal("the socket outlived its login")
+			}
+			break
+		}
 	}
 }
 

@@ -252,7 +252,13 @@ func (s *Server) requireLogin(next http.Handler) http.Handler {
 			api.WriteError(w, errdefs.PermissionDeniedf("csrf: missing or wrong %s header", CSRFHeader))
 			return
 		}
-		ctx := api.WithCaller(r.Context(), workspace.Caller{SessionID: lg.stateID, Actor: "dashboard", Admin: true})
+		// The request ends when the login does (logout, expiry), so a
+		// terminal or live-updates socket does not outlive it.
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		stop := context.AfterFunc(lg.ctx, cancel)
+		defer stop()
+		ctx = api.WithCaller(ctx, workspace.Caller{SessionID: lg.stateID, Actor: "dashboard", Admin: true})
 		ctx = context.WithValue(ctx, loginKey{}, lg)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})

@@ -26,6 +26,10 @@ type login struct {
 	// X-CSRF-Token header (finding M-13).
 	csrf    string
 	expires time.Time
+	// ctx ends with the login: its open streams (terminals, live
+	// updates, commands) end with it.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // logins holds the logged-in sessions in memory, by the SHA-256 of their
@@ -59,6 +63,7 @@ func (l *logins) create(ctx context.Context) (string, *login, error) {
 	}
 	cookie := randomToken()
 	lg := &login{stateID: s.ID, csrf: randomToken(), expires: l.now().Add(l.ttl)}
+	lg.ctx, lg.cancel = context.WithCancel(context.Background())
 	l.mu.Lock()
 	l.m[sha256.Sum256([]byte(cookie))] = lg
 	l.mu.Unlock()
@@ -125,6 +130,7 @@ func (l *logins) endAll() {
 }
 
 func (l *logins) end(lg *login) {
+	lg.cancel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = l.store.EndSession(ctx, lg.stateID)
