@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -13,7 +15,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/agentiso/agentiso/internal/api"
+	"github.com/agentiso/agentiso/internal/config"
 	"github.com/agentiso/agentiso/internal/dashboard"
+	"github.com/agentiso/agentiso/internal/errdefs"
 	"github.com/agentiso/agentiso/internal/mcpserver"
 	"github.com/agentiso/agentiso/internal/state"
 	"github.com/agentiso/agentiso/internal/workspace"
@@ -111,4 +115,35 @@ func meminfoBytes(meminfo []byte, key string) int64 {
 		}
 	}
 	return 0
+}
+
+// checkDashboard reports whether the dashboard will start and with which
+// token, and whether this binary carries its front end. Read-only: it
+// never generates a token.
+func checkDashboard(cfg config.Config) []CheckResult {
+	c := cfg.Dashboard
+	if !c.Enabled {
+		return []CheckResult{{Name: "dashboard", Status: OK, Detail: "disabled (dashboard.enabled = false)"}}
+	}
+	var out []CheckResult
+	switch {
+	case os.Getenv(dashboard.TokenEnv) == "" && c.AdminTokenFile == "" && c.ListenLoopback():
+		out = append(out, CheckResult{Name: "dashboard", Status: OK,
+			Detail: fmt.Sprintf("http://%s/ with the token in %s (generated at the first start)", c.Listen, filepath.Join(cfg.Server.DataDir, dashboard.GeneratedTokenFile))})
+	default:
+		_, src, path, err := dashboard.LoadToken(os.Getenv, c.AdminTokenFile, cfg.Server.DataDir, c.ListenLoopback())
+		if err != nil {
+			out = append(out, CheckResult{Name: "dashboard", Status: Fail, Detail: errdefs.Public(err),
+				Fix: "put a token of 16+ characters in a root-owned 0600 file named by dashboard.admin_token_file"})
+		} else {
+			out = append(out, CheckResult{Name: "dashboard", Status: OK, Detail: fmt.Sprintf("%s with the admin token from the %s %s", c.Listen, src, path)})
+		}
+	}
+	if _, err := fs.Stat(dashboard.Assets(), "index.html"); err != nil {
+		out = append(out, CheckResult{Name: "dashboard ui", Status: Warn, Detail: "this binary was built without the dashboard's front end (the REST API works)",
+			Fix: "cd web && npm ci && npm run build, then rebuild agentiso (scripts/install.sh does both)"})
+	} else {
+		out = append(out, CheckResult{Name: "dashboard ui", Status: OK, Detail: "front end embedded"})
+	}
+	return out
 }
