@@ -208,7 +208,7 @@ func TestDashboardAPI(t *testing.T) {
 			line := sc.Text()
 			if strings.HasPrefix(line, "data: ") {
 				events = append(events, line[6:])
-				if strings.Contains(line, "first") {
+				if firstAt == 0 && strings.Contains(line, "first") {
 					firstAt = time.Since(start)
 				}
 			}
