@@ -40,6 +40,7 @@ type Config struct {
 	Image     Image     `toml:"image" comment:"The guest image built by 'agentiso init' and 'agentiso image build'."`
 	Resources Resources `toml:"resources" comment:"Workspace sizes: the defaults a create request gets and the maxima it may ask for."`
 	Exec      Exec      `toml:"exec" comment:"Commands run in workspaces."`
+	Limits    Limits    `toml:"limits" comment:"How much clients may ask of the daemon: calls per minute by cost class (per session and for all sessions together), connections, and requests in flight to guests."`
 	Dashboard Dashboard `toml:"dashboard" comment:"The web dashboard and its REST API."`
 	API       API       `toml:"api" comment:"The REST API's Unix socket, for the CLI."`
 }
@@ -85,6 +86,10 @@ type Resources struct {
 	MaxMemoryMB             int `toml:"max_memory_mb"`
 	MaxDiskGB               int `toml:"max_disk_gb"`
 	MaxWorkspacesPerSession int `toml:"max_workspaces_per_session"`
+	// MaxMemoryMBPerSession and MaxDiskGBPerSession bound the sums over one
+	// session's workspaces, in every state (a stopped one may start again).
+	MaxMemoryMBPerSession int `toml:"max_memory_mb_per_session" comment:"Memory of all of one session's workspaces together, in MiB."`
+	MaxDiskGBPerSession   int `toml:"max_disk_gb_per_session" comment:"Disk size of all of one session's workspaces together, in GiB."`
 }
 
 // Exec bounds commands run in workspaces.
@@ -93,6 +98,27 @@ type Exec struct {
 	MaxTimeoutSecs        int   `toml:"max_timeout_secs"`
 	DefaultMaxOutputBytes int64 `toml:"default_max_output_bytes" comment:"Bytes of stdout and of stderr returned when a call does not say."`
 	MaxOutputBytes        int64 `toml:"max_output_bytes"`
+}
+
+// Limits bound what clients may ask of the daemon. Tool calls fall into three
+// cost classes (TOOLS.md): create (workspace_create, workspace_fork, team
+// create, swarm_run), exec (exec, exec_background, exec_parallel) and
+// default (every other tool). Each class has a token bucket per session and
+// one shared by all sessions (findings M-21, L-13); a bucket holds a
+// minute's worth of calls.
+type Limits struct {
+	CreatePerMin        int `toml:"create_per_min" comment:"Create-class calls one session may make per minute."`
+	ExecPerMin          int `toml:"exec_per_min" comment:"Exec-class calls one session may make per minute."`
+	DefaultPerMin       int `toml:"default_per_min" comment:"Calls of every other tool one session may make per minute."`
+	GlobalCreatePerMin  int `toml:"global_create_per_min" comment:"Create-class calls of all sessions together per minute."`
+	GlobalExecPerMin    int `toml:"global_exec_per_min" comment:"Exec-class calls of all sessions together per minute."`
+	GlobalDefaultPerMin int `toml:"global_default_per_min" comment:"Calls of every other tool, all sessions together, per minute."`
+	// MaxConnections bounds concurrent client connections on the daemon
+	// socket, each one a session (finding M-22).
+	MaxConnections int `toml:"max_connections" comment:"Client connections (sessions) served at once; more are refused."`
+	// MaxChannelStreams bounds requests in flight to guests across all VMs
+	// (finding M-22); each VM also has its own cap.
+	MaxChannelStreams int `toml:"max_channel_streams" comment:"Requests in flight to guest agents, all VMs together; more wait for a free one."`
 }
 
 // Default returns the configuration used for every key the file leaves out.
@@ -130,12 +156,24 @@ func Default() Config {
 			MaxMemoryMB:             8192,
 			MaxDiskGB:               100,
 			MaxWorkspacesPerSession: 20,
+			MaxMemoryMBPerSession:   16384,
+			MaxDiskGBPerSession:     500,
 		},
 		Exec: Exec{
 			DefaultTimeoutSecs:    120,
 			MaxTimeoutSecs:        3600,
 			DefaultMaxOutputBytes: 256 << 10,
 			MaxOutputBytes:        4 << 20,
+		},
+		Limits: Limits{
+			CreatePerMin:        5,
+			ExecPerMin:          60,
+			DefaultPerMin:       120,
+			GlobalCreatePerMin:  20,
+			GlobalExecPerMin:    300,
+			GlobalDefaultPerMin: 600,
+			MaxConnections:      256,
+			MaxChannelStreams:   256,
 		},
 		Dashboard: DefaultDashboard(),
 		API:       DefaultAPI(),

@@ -130,6 +130,18 @@ func TestValidate(t *testing.T) {
 		{"zero vcpus", func(c *Config) { c.Resources.DefaultVCPUs = 0 }, "resources.default_vcpus: 0 is below the minimum 1"},
 		{"absurd max vcpus", func(c *Config) { c.Resources.MaxVCPUs = 1000 }, "resources.max_vcpus: 1000 is above the maximum 64"},
 		{"per-session above host total", func(c *Config) { c.Resources.MaxWorkspacesPerSession = 40 }, "resources.max_workspaces_per_session: 40 is above vm.max_total_vms (32)"},
+		{"session memory quota below default", func(c *Config) { c.Resources.MaxMemoryMBPerSession = 256 }, "resources.max_memory_mb_per_session: 256 is below resources.default_memory_mb (512)"},
+		{"session disk quota below default", func(c *Config) { c.Resources.MaxDiskGBPerSession = 5 }, "resources.max_disk_gb_per_session: 5 is below resources.default_disk_gb (10)"},
+		{"session memory quota below minimum", func(c *Config) { c.Resources.MaxMemoryMBPerSession = 0 }, "resources.max_memory_mb_per_session: 0 is below the minimum 128"},
+		{"session quotas at the defaults", func(c *Config) { c.Resources.MaxMemoryMBPerSession, c.Resources.MaxDiskGBPerSession = 512, 10 }, ""},
+		{"zero create rate", func(c *Config) { c.Limits.CreatePerMin = 0 }, "limits.create_per_min: 0 is below the minimum 1"},
+		{"zero global exec rate", func(c *Config) { c.Limits.GlobalExecPerMin = 0 }, "limits.global_exec_per_min: 0 is below the minimum 1"},
+		{"absurd default rate", func(c *Config) { c.Limits.DefaultPerMin, c.Limits.GlobalDefaultPerMin = 2_000_000, 2_000_000 }, "limits.default_per_min: 2000000 is above the maximum 1000000"},
+		{"session rate above global", func(c *Config) { c.Limits.ExecPerMin = 400 }, "limits.exec_per_min: 400 is above limits.global_exec_per_min (300)"},
+		{"session create rate above global", func(c *Config) { c.Limits.GlobalCreatePerMin = 4 }, "limits.create_per_min: 5 is above limits.global_create_per_min (4)"},
+		{"session rate equal to global", func(c *Config) { c.Limits.DefaultPerMin = 600 }, ""},
+		{"no connections", func(c *Config) { c.Limits.MaxConnections = 0 }, "limits.max_connections: 0 is below the minimum 1"},
+		{"no channel streams", func(c *Config) { c.Limits.MaxChannelStreams = 0 }, "limits.max_channel_streams: 0 is below the minimum 1"},
 		{"exec default timeout above max", func(c *Config) { c.Exec.DefaultTimeoutSecs = 7200 }, "exec.default_timeout_secs: 7200 is above exec.max_timeout_secs (3600)"},
 		{"exec output above protocol cap", func(c *Config) { c.Exec.MaxOutputBytes = 1 << 30 }, "exec.max_output_bytes: 1073741824 is above the maximum 16777216"},
 		{"exec default output above max", func(c *Config) { c.Exec.DefaultMaxOutputBytes = 8 << 20 }, "exec.default_max_output_bytes: 8388608 is above exec.max_output_bytes (4194304)"},
@@ -308,6 +320,30 @@ func TestDurations(t *testing.T) {
 	for _, tt := range tests {
 		if tt.got != tt.want {
 			t.Errorf("%s() = %v, want %v", tt.name, tt.got, tt.want)
+		}
+	}
+}
+
+// TestH11_PerSessionLimitsNeverExceedHostLimits checks the cross-checks that
+// keep one session's limits within the host's: its workspaces within
+// vm.max_total_vms, and each per-session rate within the global rate of its
+// class (a looser session limit would never apply). The warm pool's part of
+// H-11 (pool size + workspaces within vm.max_total_vms) is checked with the
+// [pool] section.
+func TestH11_PerSessionLimitsNeverExceedHostLimits(t *testing.T) {
+	for _, tc := range []struct {
+		modify func(*Config)
+		want   string
+	}{
+		{func(c *Config) { c.VM.MaxTotalVMs = 10 }, "resources.max_workspaces_per_session: 20 is above vm.max_total_vms (10)"},
+		{func(c *Config) { c.Limits.GlobalCreatePerMin = 2 }, "limits.create_per_min: 5 is above limits.global_create_per_min (2)"},
+		{func(c *Config) { c.Limits.GlobalExecPerMin = 10 }, "limits.exec_per_min: 60 is above limits.global_exec_per_min (10)"},
+		{func(c *Config) { c.Limits.GlobalDefaultPerMin = 100 }, "limits.default_per_min: 120 is above limits.global_default_per_min (100)"},
+	} {
+		c := Default()
+		tc.modify(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate() = %v, want %q", err, tc.want)
 		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/agentiso/agentiso/internal/image"
 	"github.com/agentiso/agentiso/internal/mcpserver"
 	"github.com/agentiso/agentiso/internal/qemu"
+	"github.com/agentiso/agentiso/internal/session"
 	"github.com/agentiso/agentiso/internal/state"
 	"github.com/agentiso/agentiso/internal/storage"
 	"github.com/agentiso/agentiso/internal/vm"
@@ -38,6 +39,9 @@ type Daemon struct {
 	accel     qemu.Accel
 	accelWhy  string
 	startedAt time.Time
+	// limiter and activity are the sessions' rate limits and liveness.
+	limiter  *session.Limiter
+	activity *session.Tracker
 }
 
 // New opens the state, loads the image, chooses the accelerator and
@@ -47,6 +51,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		return nil, err
 	}
 	if err := PrepareDataDir(cfg); err != nil {
+		return nil, err
+	}
+	if err := checkFDLimit(cfg, log); err != nil {
 		return nil, err
 	}
 	img, err := image.Load(cfg.ImageDir())
@@ -69,9 +76,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	}
 
 	d := &Daemon{cfg: cfg, log: log, store: store, startedAt: time.Now()}
+	if d.limiter, err = newLimiter(cfg.Limits); err != nil {
+		return nil, err
+	}
+	policy := session.Policy{StaleAfter: cfg.Server.StaleSession()}
+	d.activity = session.NewTracker(store, policy.TouchEvery(), log)
 	vmCfg := vm.Config{
 		QEMUBinary:         cfg.VM.QEMUBinary,
-		Dial:               dialGuest(log),
+		Dial:               dialGuest(log, channel.NewStreamLimit(cfg.Limits.MaxChannelStreams)),
 		Logger:             log,
 		BootTimeout:        cfg.VM.BootTimeout(),
 		StopTimeout:        cfg.VM.StopTimeout(),
@@ -98,8 +110,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 			DefaultDiskGB: cfg.Resources.DefaultDiskGB, MaxVCPUs: cfg.Resources.MaxVCPUs,
 			MaxMemoryMB: cfg.Resources.MaxMemoryMB, MaxDiskGB: cfg.Resources.MaxDiskGB,
 			MaxWorkspacesPerSession: cfg.Resources.MaxWorkspacesPerSession,
+			MaxMemoryMBPerSession:   cfg.Resources.MaxMemoryMBPerSession,
+			MaxDiskGBPerSession:     cfg.Resources.MaxDiskGBPerSession,
 			MaxTotalVMs:             cfg.VM.MaxTotalVMs,
 			MinMemoryMB:             config.MinMemoryMB,
+			StaleSession:            policy.StaleAfter,
 		},
 		Logger: log,
 	})
@@ -118,6 +133,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 			MaxOutputBytes:        cfg.Exec.MaxOutputBytes,
 			MaxFileReadBytes:      maxFileReadBytes,
 		},
+		Limiter:     d.limiter,
+		Activity:    d.activity,
 		Audit:       d.audit,
 		Logger:      log,
 		SchemaCache: mcp.NewSchemaCache(),
@@ -150,10 +167,11 @@ const maxFileReadBytes = 8 << 20
 
 func disksDir(cfg config.Config) string { return filepath.Join(cfg.Server.DataDir, "disks") }
 
-// dialGuest connects the host end of a VM's guest channel.
-func dialGuest(log *slog.Logger) vm.DialFunc {
+// dialGuest connects the host end of a VM's guest channel. Every VM's
+// channel shares one cap on requests in flight (finding M-22).
+func dialGuest(log *slog.Logger, shared *channel.StreamLimit) vm.DialFunc {
 	return func(ctx context.Context, socketPath string) (vm.Channel, error) {
-		return channel.Dial(ctx, socketPath, channel.Options{Logger: log})
+		return channel.Dial(ctx, socketPath, channel.Options{Logger: log, Shared: shared})
 	}
 }
 

@@ -43,6 +43,10 @@ type ExecLimits struct {
 type Deps struct {
 	Workspaces Workspaces
 	Exec       ExecLimits
+	// Limiter is the rate limit every tool call passes first; required.
+	Limiter Limiter
+	// Activity, when set, learns of every request of the session.
+	Activity Activity
 	// Audit, when set, receives every tool call.
 	Audit  func(ctx context.Context, r AuditRecord)
 	Logger *slog.Logger
@@ -63,11 +67,17 @@ type Workspaces interface {
 	Exec(ctx context.Context, c workspace.Caller, ref string, req workspace.ExecRequest) (*workspace.ExecResult, error)
 	WriteFile(ctx context.Context, c workspace.Caller, ref, path string, content []byte, mode uint32) error
 	ReadFile(ctx context.Context, c workspace.Caller, ref, path string, offset, limit int64) (data []byte, size int64, err error)
+	Adopt(ctx context.Context, c workspace.Caller, ref string, force bool) (*workspace.AdoptResult, error)
 }
 
 // NewServer returns the MCP server for one connection. caller is the
 // session the daemon assigned to that connection; no tool can change it.
 func NewServer(d Deps, caller workspace.Caller) *mcp.Server {
+	if d.Limiter == nil {
+		// A server without its rate limit is a wiring mistake, never a
+		// configuration: fail at once rather than serve unlimited.
+		panic("mcpserver: Deps.Limiter is required")
+	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -75,11 +85,14 @@ func NewServer(d Deps, caller workspace.Caller) *mcp.Server {
 		&mcp.ServerOptions{
 			Instructions: "agentiso gives you isolated Linux workspaces (microVMs). " +
 				"Create one with workspace_create, run commands with exec, read and write files " +
-				"with file_read and file_write, and destroy it when done.",
+				"with file_read and file_write, and destroy it when done. " +
+				"Workspaces listed with owned: false were left by a session that ended (yours, " +
+				"before a reconnect): take them back with workspace_adopt.",
 			SchemaCache:  d.SchemaCache,
 			Capabilities: &mcp.ServerCapabilities{},
 		})
 	t := &tools{d: d, caller: caller}
+	s.AddReceivingMiddleware(t.guard)
 	t.register(s)
 	return s
 }
@@ -130,4 +143,5 @@ func (t *tools) register(s *mcp.Server) {
 	t.registerWorkspaceTools(s)
 	t.registerExecTools(s)
 	t.registerFileTools(s)
+	t.registerSessionTools(s)
 }

@@ -43,20 +43,10 @@ func (m *Manager) Create(ctx context.Context, c Caller, req CreateRequest) (*Inf
 
 	var w state.Workspace
 	err = m.store.Tx(ctx, func(tx *state.Tx) error {
-		mine, err := tx.CountWorkspaces(ctx, c.SessionID)
-		if err != nil {
+		if err := m.admit(ctx, tx, c.SessionID, res, 1); err != nil {
 			return err
 		}
-		if mine >= m.limits.MaxWorkspacesPerSession {
-			return errdefs.Quotaf("this session already has %d workspaces, the most allowed (resources.max_workspaces_per_session)", mine)
-		}
-		all, err := tx.CountWorkspaces(ctx, "")
-		if err != nil {
-			return err
-		}
-		if all >= m.limits.MaxTotalVMs {
-			return errdefs.Quotaf("the host already runs %d workspaces, the most allowed (vm.max_total_vms)", all)
-		}
+		var err error
 		w, err = tx.CreateWorkspace(ctx, state.Workspace{
 			Name: req.Name, Owner: c.SessionID, State: state.WorkspaceCreating,
 			BaseImage: m.image.Manifest.Name, VCPUs: res.VCPUs, MemoryMB: res.MemoryMB, DiskGB: res.DiskGB,
@@ -171,6 +161,9 @@ func (m *Manager) Start(ctx context.Context, c Caller, ref string) (*Info, error
 	if w, err = m.store.GetWorkspace(ctx, w.ID); err != nil {
 		return nil, err
 	}
+	if !c.mayAct(w) { // adopted by another session meanwhile
+		return nil, errNoWorkspace()
+	}
 	switch w.State {
 	case state.WorkspaceStopped, state.WorkspaceError:
 	case state.WorkspaceRunning:
@@ -213,6 +206,9 @@ func (m *Manager) Stop(ctx context.Context, c Caller, ref string) (*Info, error)
 	if w, err = m.store.GetWorkspace(ctx, w.ID); err != nil {
 		return nil, err
 	}
+	if !c.mayAct(w) { // adopted by another session meanwhile
+		return nil, errNoWorkspace()
+	}
 	if w.State != state.WorkspaceRunning {
 		return nil, errdefs.Conflictf("workspace_id: the workspace is %s, not running", displayState(w.State))
 	}
@@ -246,6 +242,9 @@ func (m *Manager) Destroy(ctx context.Context, c Caller, ref string) error {
 	unlock := m.lock(w.ID)
 	defer unlock()
 	if _, err := m.store.UpdateWorkspace(ctx, w.ID, func(r *state.Workspace) error {
+		if !c.mayAct(*r) { // adopted by another session meanwhile
+			return errNoWorkspace()
+		}
 		r.State = state.WorkspaceDestroying
 		return nil
 	}); err != nil {
@@ -256,8 +255,9 @@ func (m *Manager) Destroy(ctx context.Context, c Caller, ref string) error {
 	return nil
 }
 
-// List returns c's workspaces (every session's for an admin), optionally
-// only those in one state.
+// List returns c's workspaces and then the orphans c may adopt (owned
+// false), optionally only those in one state. An admin gets every
+// session's workspaces.
 func (m *Manager) List(ctx context.Context, c Caller, stateFilter string) ([]Info, error) {
 	f := state.WorkspaceFilter{Owner: c.SessionID}
 	if c.Admin {
@@ -273,6 +273,16 @@ func (m *Manager) List(ctx context.Context, c Caller, stateFilter string) ([]Inf
 	out := make([]Info, 0, len(ws))
 	for _, w := range ws {
 		out = append(out, *m.infoFor(ctx, c, w))
+	}
+	if c.Admin {
+		return out, nil // the orphans are in the list already
+	}
+	orphans, err := m.orphans(ctx, c, f.States)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range orphans {
+		out = append(out, *m.info(ctx, w, false))
 	}
 	return out, nil
 }

@@ -16,8 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/agentiso/agentiso/internal/channel"
 	"github.com/agentiso/agentiso/internal/errdefs"
 	"github.com/agentiso/agentiso/internal/image"
@@ -46,12 +44,18 @@ type Guest interface {
 type Limits struct {
 	DefaultVCPUs, DefaultMemoryMB, DefaultDiskGB int
 	MaxVCPUs, MaxMemoryMB, MaxDiskGB             int
-	// MaxWorkspacesPerSession bounds one session's workspaces.
+	// MaxWorkspacesPerSession bounds one session's workspaces;
+	// MaxMemoryMBPerSession and MaxDiskGBPerSession the sums of their sizes.
 	MaxWorkspacesPerSession int
+	MaxMemoryMBPerSession   int
+	MaxDiskGBPerSession     int
 	// MaxTotalVMs bounds the workspaces of all sessions together.
 	MaxTotalVMs int
 	// MinMemoryMB is the smallest guest that boots.
 	MinMemoryMB int
+	// StaleSession is how long a session may be silent before another may
+	// take over its workspaces with workspace_adopt's force.
+	StaleSession time.Duration
 }
 
 // Options configures a Manager.
@@ -96,6 +100,9 @@ func New(o Options) (*Manager, error) {
 	if o.Store == nil || o.Runner == nil || o.Disks == nil || o.Image == nil {
 		return nil, errors.New("workspace manager: store, runner, disks and image are required")
 	}
+	if err := o.Limits.check(); err != nil {
+		return nil, err
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -120,26 +127,19 @@ func errNoWorkspace() error {
 // resolve finds the workspace ref (an ID or a name) owned by c, or any
 // workspace for an admin.
 func (m *Manager) resolve(ctx context.Context, c Caller, ref string) (state.Workspace, error) {
-	if ref == "" {
-		return state.Workspace{}, errdefs.Invalidf("workspace_id: required")
-	}
-	var w state.Workspace
-	var err error
-	if _, perr := uuid.Parse(ref); perr == nil {
-		w, err = m.store.GetWorkspace(ctx, ref)
-	} else {
-		w, err = m.store.GetWorkspaceByName(ctx, ref)
-	}
-	if errdefs.Is(err, errdefs.NotFound) {
-		return state.Workspace{}, errNoWorkspace()
-	}
+	w, err := lookup(ctx, m.store, ref)
 	if err != nil {
 		return state.Workspace{}, err
 	}
-	if w.Owner != c.SessionID && !c.Admin {
+	if !c.mayAct(w) {
 		return state.Workspace{}, errNoWorkspace()
 	}
 	return w, nil
+}
+
+// mayAct reports whether c may see and act on w: its owner, or an admin.
+func (c Caller) mayAct(w state.Workspace) bool {
+	return c.Admin || w.Owner == c.SessionID
 }
 
 // lock takes the lifecycle lock of workspace id.

@@ -188,6 +188,10 @@ func TestDashboardAPI(t *testing.T) {
 	if st := c.do("POST", "workspaces/"+mine.ID+"/exec", map[string]any{"command": "hostname"}, &res); st != 200 || strings.TrimSpace(res.Stdout) != "agent-ws" {
 		t.Fatalf("admin exec in the agent's workspace: %d %+v", st, res)
 	}
+	var stopped dashWorkspace
+	if st := c.do("POST", "workspaces/"+mine.ID+"/stop", nil, &stopped); st != 200 || stopped.State != "stopped" {
+		t.Fatalf("admin stop of the agent's workspace: %d %+v", st, stopped)
+	}
 
 	t.Run("exec streams output as it comes", func(t *testing.T) {
 		req, _ := http.NewRequest("POST", base+"/api/v1/workspaces/dash-ws/exec",
@@ -332,8 +336,8 @@ func TestDashboardAPI(t *testing.T) {
 		VMsRunning       int   `json:"vms_running"`
 		MemoryTotalBytes int64 `json:"memory_total_bytes"`
 	}
-	if st := c.do("GET", "host", nil, &host); st != 200 || host.VMsRunning != 1 || host.MemoryTotalBytes == 0 {
-		t.Errorf("host metrics: %d %+v (want the agent's VM running)", st, host)
+	if st := c.do("GET", "host", nil, &host); st != 200 || host.VMsRunning != 0 || host.MemoryTotalBytes == 0 {
+		t.Errorf("host metrics: %d %+v (want no VM running)", st, host)
 	}
 }
 

@@ -70,6 +70,12 @@ type daemon struct {
 // appended to the config (more sections or overrides).
 func startDaemon(t *testing.T, extra string) *daemon {
 	t.Helper()
+	return startDaemonWith(t, "", extra)
+}
+
+// startDaemonWith is startDaemon with server, more keys of [server].
+func startDaemonWith(t *testing.T, server, extra string) *daemon {
+	t.Helper()
 	testenv.Require(t, "root", "qemu", "image")
 	d := &daemon{t: t, bin: agentisoBinary(t), dir: t.TempDir()}
 	// Unix socket paths must stay short: keep the run dir directly in /tmp.
@@ -87,14 +93,14 @@ run_dir = %q
 socket_path = %q
 socket_group = ""
 transfer_dir = %q
-
+%s
 [image]
 dir = %q
 
 [vm]
 boot_timeout_secs = 90
 stop_timeout_secs = 10
-`, filepath.Join(d.dir, "data"), runDir, d.socket, filepath.Join(d.dir, "transfer"), testenv.ImageDir())
+`, filepath.Join(d.dir, "data"), runDir, d.socket, filepath.Join(d.dir, "transfer"), server, testenv.ImageDir())
 	if err := os.WriteFile(d.configPath, []byte(cfg+extra), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -211,15 +217,24 @@ func (d *daemon) client(ctx context.Context) *mcp.ClientSession {
 // clientCmd is client, also returning the shim process it launched.
 func (d *daemon) clientCmd(ctx context.Context) (*mcp.ClientSession, *exec.Cmd) {
 	d.t.Helper()
+	s, cmd, err := d.tryClientCmd(ctx)
+	if err != nil {
+		d.t.Fatalf("connecting MCP client: %v", err)
+	}
+	return s, cmd
+}
+
+// tryClientCmd is clientCmd for a client that may be refused.
+func (d *daemon) tryClientCmd(ctx context.Context) (*mcp.ClientSession, *exec.Cmd, error) {
 	c := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil)
 	cmd := exec.Command(d.bin, "mcp", "--config", d.configPath)
 	cmd.Stderr = os.Stderr
 	s, err := c.Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
 	if err != nil {
-		d.t.Fatalf("connecting MCP client: %v", err)
+		return nil, nil, err
 	}
 	d.t.Cleanup(func() { s.Close() })
-	return s, cmd
+	return s, cmd, nil
 }
 
 // statePath is the daemon's state database.
