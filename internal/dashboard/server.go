@@ -31,6 +31,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/netutil"
 	"golang.org/x/time/rate"
 
 	"github.com/agentiso/agentiso/internal/api"
@@ -156,8 +157,13 @@ func (s *Server) Serve(ctx context.Context) error {
 	return s.ServeListener(ctx, ln)
 }
 
+// maxConnections bounds the dashboard's open TCP connections, so a flood
+// of idle clients cannot exhaust the daemon's file descriptors.
+const maxConnections = 256
+
 // ServeListener serves on ln until ctx ends.
 func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
+	ln = netutil.LimitListener(ln, maxConnections)
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
