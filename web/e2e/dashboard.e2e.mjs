@@ -104,6 +104,22 @@ try {
     await page.locator(".terminal .xterm-rows").first().filter({ hasText: `hello-42 from ${name}` }).waitFor({ timeout: 60_000 });
     await shot("04-terminal.png");
   });
+  await step("the terminal follows the window's size", async () => {
+    const rows = page.locator(".terminal .xterm-rows").first();
+    const size = async (n) => {
+      await page.keyboard.type(`echo SZ${n}=$(stty size | tr ' ' x)\n`);
+      const re = new RegExp(`SZ${n}=(\\d+)x(\\d+)`);
+      await rows.filter({ hasText: re }).waitFor({ timeout: 30_000 });
+      return (await rows.textContent()).match(re).slice(1, 3).join("x");
+    };
+    const before = await size(1);
+    await page.setViewportSize({ width: 1000, height: 700 });
+    await page.waitForTimeout(500);
+    const after = await size(2);
+    await page.setViewportSize({ width: 1360, height: 900 });
+    if (before === after) throw new Error(`stty size stayed ${before} after the window shrank`);
+    console.log(`     terminal ${before} -> ${after}`);
+  });
   await step("a second terminal tab", async () => {
     await page.getByRole("button", { name: "+ New terminal" }).click();
     const status = page.locator(".terminal-wrap:not([hidden]) [data-testid=terminal-status]");
