@@ -62,6 +62,18 @@ type AuditRecord struct {
 	Duration time.Duration
 }
 
+// Limiter decides whether a session may act now; a refusal is an
+// errdefs.RateLimited error.
+type Limiter interface {
+	Allow(sessionID, tool, action string) error
+}
+
+// Activity learns when a session's requests start and end.
+type Activity interface {
+	Begin(sessionID string)
+	End(sessionID string)
+}
+
 // Features says which parts of the product this daemon serves, so a client
 // shows only screens whose data exists. Parts still being built are false.
 type Features struct {
@@ -89,6 +101,13 @@ type Options struct {
 	// Streams caps concurrent long-lived responses (WebSocket, SSE).
 	Streams  *StreamLimiter
 	Features Features
+	// Limiter, when set, is the rate limit (package session) every
+	// recorded action passes first, by the MCP tool name it corresponds
+	// to (workspace_create is a create, exec an exec).
+	Limiter Limiter
+	// Activity, when set, learns when each session's requests start and
+	// end, so a session with the dashboard open is not taken for gone.
+	Activity Activity
 	// EventsInterval is how often the live-updates socket looks for
 	// changes; 0 means one second.
 	EventsInterval time.Duration
@@ -158,10 +177,22 @@ type handler func(w http.ResponseWriter, r *http.Request) (any, error)
 func (a *API) handle(pattern, action string, h handler) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		out, err := h(w, r)
+		c := caller(r)
+		if a.o.Activity != nil {
+			a.o.Activity.Begin(c.SessionID)
+			defer a.o.Activity.End(c.SessionID)
+		}
+		var out any
+		var err error
+		if action != "" && a.o.Limiter != nil {
+			err = a.o.Limiter.Allow(c.SessionID, action, "")
+		}
+		if err == nil {
+			out, err = h(w, r)
+		}
 		if action != "" && a.o.Record != nil {
 			a.o.Record(r.Context(), AuditRecord{
-				Caller: caller(r), Action: action, Target: r.PathValue("ws"),
+				Caller: c, Action: action, Target: r.PathValue("ws"),
 				Err: err, Duration: time.Since(start),
 			})
 		}

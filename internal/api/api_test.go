@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -107,5 +108,57 @@ func TestRequestWithoutCallerRefused(t *testing.T) {
 	a.ServeHTTP(w, r.WithContext(WithCaller(r.Context(), workspace.Caller{SessionID: "s"})))
 	if w.Code != 200 || !strings.Contains(w.Body.String(), `"count":0`) {
 		t.Errorf("with a caller: %d %s", w.Code, w.Body)
+	}
+}
+
+type refuseCreates struct{ calls []string }
+
+func (l *refuseCreates) Allow(_, tool, _ string) error {
+	l.calls = append(l.calls, tool)
+	if tool == "workspace_create" {
+		return errdefs.RateLimitedf("rate limited: this session may make at most 5 create-class calls per minute (limits.create_per_min); retry in 12s")
+	}
+	return nil
+}
+
+type countActivity struct{ begun, ended int }
+
+func (c *countActivity) Begin(string) { c.begun++ }
+func (c *countActivity) End(string)   { c.ended++ }
+
+// The API's actions pass the same rate limiter as MCP tool calls, by the
+// tool name they correspond to, before they do anything; a refusal is a 429
+// that says which limit and when to retry, and is audited. Every request
+// counts as the session's activity.
+func TestActionsPassTheRateLimiter(t *testing.T) {
+	lim, act := &refuseCreates{}, &countActivity{}
+	var audited []AuditRecord
+	a, err := New(Options{Workspaces: nilWorkspaces{}, AuditLog: nilAudit{}, Streams: NewStreamLimiter(1, 1),
+		Limiter: lim, Activity: act,
+		Record: func(_ context.Context, r AuditRecord) { audited = append(audited, r) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func(method, path, body string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, path, strings.NewReader(body))
+		r = r.WithContext(WithCaller(r.Context(), workspace.Caller{SessionID: "s"}))
+		w := httptest.NewRecorder()
+		a.ServeHTTP(w, r)
+		return w
+	}
+	w := do("POST", "/api/v1/workspaces", `{"name":"x"}`)
+	if w.Code != http.StatusTooManyRequests || !strings.Contains(w.Body.String(), "limits.create_per_min") {
+		t.Fatalf("create over the limit: %d %s", w.Code, w.Body)
+	}
+	if len(audited) != 1 || audited[0].Action != "workspace_create" || !errdefs.Is(audited[0].Err, errdefs.RateLimited) {
+		t.Errorf("audited %+v", audited)
+	}
+	do("POST", "/api/v1/workspaces/x/stop", "")
+	do("GET", "/api/v1/workspaces", "")
+	if strings.Join(lim.calls, ",") != "workspace_create,workspace_stop" {
+		t.Errorf("limiter saw %v (listing is not an action)", lim.calls)
+	}
+	if act.begun != 3 || act.ended != 3 {
+		t.Errorf("activity %d begun, %d ended; want 3, 3", act.begun, act.ended)
 	}
 }

@@ -37,7 +37,7 @@ func (d *Daemon) serveAPISocket(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cs := &cliSessions{store: d.store, log: d.log, byConn: map[net.Conn]string{}}
+	cs := &cliSessions{store: d.store, forget: d.forgetSession, log: d.log, byConn: map[net.Conn]string{}}
 	srv := &http.Server{
 		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { cs.serve(w, r, a) }),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -65,8 +65,9 @@ type cliCallerKey struct{}
 // cliSessions makes one state session per connection from its peer
 // credentials and ends it when the connection closes.
 type cliSessions struct {
-	store *state.Store
-	log   *slog.Logger
+	store  *state.Store
+	forget func(id string)
+	log    *slog.Logger
 
 	mu     sync.Mutex
 	byConn map[net.Conn]string
@@ -120,6 +121,7 @@ func (cs *cliSessions) connState(c net.Conn, st http.ConnState) {
 	delete(cs.byConn, c)
 	cs.mu.Unlock()
 	if ok {
+		cs.forget(id)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := cs.store.EndSession(ctx, id); err != nil {

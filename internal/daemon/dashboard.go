@@ -41,7 +41,7 @@ func (d *Daemon) newDashboard() (*dashboard.Server, error) {
 		Listen: c.Listen, AllowedHosts: c.AllowedHosts,
 		TLSCertFile: c.TLSCertFile, TLSKeyFile: c.TLSKeyFile,
 		Token: token, SessionTTL: c.SessionTTL(),
-		API: a, Sessions: d.store, Record: d.auditAPI,
+		API: a, Sessions: forgettingStore{Store: d.store, forget: d.forgetSession}, Record: d.auditAPI,
 		Logger: d.log.With("edge", "dashboard"),
 	})
 }
@@ -60,9 +60,29 @@ func (d *Daemon) newAPI(streams *api.StreamLimiter, edge string) (*api.API, erro
 		},
 		MaxFileReadBytes: maxFileReadBytes,
 		Streams:          streams,
+		Limiter:          d.limiter,
+		Activity:         d.activity,
 		Features:         api.Features{Workspaces: true, Terminal: true},
 		Logger:           d.log.With("edge", edge),
 	})
+}
+
+// forgetSession drops an ended session's rate-limit buckets and activity.
+func (d *Daemon) forgetSession(id string) {
+	d.limiter.Forget(id)
+	d.activity.Forget(id)
+}
+
+// forgettingStore is the state store for the dashboard's logins: ending a
+// login's session also forgets its limits and activity.
+type forgettingStore struct {
+	*state.Store
+	forget func(id string)
+}
+
+func (s forgettingStore) EndSession(ctx context.Context, id string) error {
+	s.forget(id)
+	return s.Store.EndSession(ctx, id)
 }
 
 // auditAPI records one API or dashboard action in the audit log.
