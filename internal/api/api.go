@@ -191,8 +191,12 @@ func (a *API) handle(pattern, action string, h handler) {
 			out, err = h(w, r)
 		}
 		if action != "" && a.o.Record != nil {
+			target := r.PathValue("ws")
+			if info, ok := out.(*workspace.Info); ok && target == "" && info != nil {
+				target = info.ID // a create names its new workspace
+			}
 			a.o.Record(r.Context(), AuditRecord{
-				Caller: c, Action: action, Target: r.PathValue("ws"),
+				Caller: c, Action: action, Target: target,
 				Err: err, Duration: time.Since(start),
 			})
 		}
