@@ -336,7 +336,7 @@ func (m *Manager) info(ctx context.Context, w state.Workspace, owned bool) *Info
 	if w.ForkedFrom != nil {
 		i.ForkedFrom = &ForkedFrom{SourceWorkspaceID: w.ForkedFrom.WorkspaceID, SnapshotName: w.ForkedFrom.SnapshotName}
 	}
-	if u, err := m.disks.Usage(ctx, w.ID); err == nil {
+	if u, err := m.diskUsage(ctx, w.ID); err == nil {
 		i.DiskUsedBytes = u.Allocated
 	}
 	return i

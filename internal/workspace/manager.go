@@ -93,6 +93,9 @@ type Manager struct {
 	// stopping marks VMs whose exit the manager caused, so their watcher
 	// does not record it as a crash.
 	stopping map[string]bool
+
+	// usage caches disk usage measurements (usage.go).
+	usage usageCache
 }
 
 // New returns a Manager. Call Recover before serving requests.
