@@ -20,7 +20,7 @@ import (
 func TestDashboardInBrowser(t *testing.T) {
 	testenv.Require(t, "root", "qemu", "image", "chromium", "web")
 	section, base := dashboardConfig(t)
-	d := startDaemon(t, section)
+	startDaemon(t, section)
 	waitDashboard(t, base)
 	root := testenv.RepoRoot()
 	artifacts := filepath.Join(root, "test-artifacts", "dashboard")
@@ -63,5 +63,4 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Errorf("the audit log has no successful dashboard %s (has %v)", want, got)
 		}
 	}
-	_ = d
 }
