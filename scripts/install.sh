@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up and runs agentiso on a fresh Debian 12 machine, as root: installs the
-# host packages, builds the binaries, then `agentiso install` installs them,
+# host packages, builds the dashboard's front end and the binaries, then `agentiso install` installs them,
 # the systemd unit, the agentiso group, the default config and the guest
 # image, and (where systemd runs) enables and starts the service. Without
 # systemd as PID 1 (a container) the daemon is started in the background.
@@ -12,6 +12,9 @@ cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
 
 bash scripts/deps.sh
+
+echo "building the dashboard's front end"
+(cd web && npm ci --no-audit --no-fund && npm run build)
 
 echo "building agentiso"
 build=$(mktemp -d /tmp/agentiso-build.XXXXXX)
@@ -44,4 +47,14 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 /usr/local/bin/agentiso check || true
-echo "Users in the agentiso group may connect: usermod -aG agentiso <user>"
+cat <<'TXT'
+
+Add agentiso to your MCP client, e.g.:
+  claude mcp add agentiso -- agentiso mcp
+or in a client's JSON config:
+  {"mcpServers": {"agentiso": {"command": "agentiso", "args": ["mcp"]}}}
+Users in the agentiso group may connect: usermod -aG agentiso <user>
+
+The dashboard is at http://127.0.0.1:7070/ ; log in with the token in
+/var/lib/agentiso/dashboard-token (or set dashboard.admin_token_file).
+TXT

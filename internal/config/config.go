@@ -48,6 +48,8 @@ type Config struct {
 	Secrets   Secrets   `toml:"secrets" comment:"Where secrets come from. Never put a secret in this file: name a file of its own (mode 0600, owned by root) or use the environment variable given."`
 	Limits    Limits    `toml:"limits" comment:"How much clients may ask of the daemon: calls per minute by cost class (per session and for all sessions together), connections, and requests in flight to guests."`
 	Vault     Vault     `toml:"vault" comment:"The shared markdown knowledge base, on the host."`
+	Dashboard Dashboard `toml:"dashboard" comment:"The web dashboard and its REST API."`
+	API       API       `toml:"api" comment:"The REST API's Unix socket, for the CLI."`
 }
 
 // Server configures the daemon process.
@@ -242,7 +244,9 @@ func Default() Config {
 			MaxConnections:      256,
 			MaxChannelStreams:   256,
 		},
-		Vault: defaultVault(),
+		Vault:     defaultVault(),
+		Dashboard: DefaultDashboard(),
+		API:       DefaultAPI(),
 	}
 }
 

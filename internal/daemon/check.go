@@ -146,6 +146,7 @@ func Check(ctx context.Context, cfgPath string, cfg config.Config, cfgErr error)
 		c.Close()
 		add("daemon", OK, "serving on "+cfg.Server.SocketPath, "")
 	}
+	out = append(out, checkDashboard(cfg)...)
 	return append(out, hostChecks(ctx, defaultHostPaths, cfgPath, cfg, cfgErr)...)
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/agentiso/agentiso/internal/channel"
 	"github.com/agentiso/agentiso/internal/config"
+	"github.com/agentiso/agentiso/internal/dashboard"
 	"github.com/agentiso/agentiso/internal/errdefs"
 	"github.com/agentiso/agentiso/internal/gitops"
 	"github.com/agentiso/agentiso/internal/image"
@@ -37,6 +38,7 @@ type Daemon struct {
 	manager   *workspace.Manager
 	vault     *vault.Vault // nil when [vault] is disabled
 	mcpDeps   mcpserver.Deps
+	dash      *dashboard.Server
 	accel     qemu.Accel
 	accelWhy  string
 	startedAt time.Time
@@ -187,6 +189,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		Audit:       d.audit,
 		Logger:      log,
 		SchemaCache: mcp.NewSchemaCache(),
+	}
+	if cfg.Dashboard.Enabled {
+		if d.dash, err = d.newDashboard(); err != nil {
+			d.manager.Close()
+			return nil, err
+		}
 	}
 	return d, nil
 }

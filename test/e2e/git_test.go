@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
-
 )
 
 type gitStatusOut struct {
