@@ -25,6 +25,7 @@ import (
 	"github.com/agentiso/agentiso/internal/session"
 	"github.com/agentiso/agentiso/internal/state"
 	"github.com/agentiso/agentiso/internal/storage"
+	"github.com/agentiso/agentiso/internal/team"
 	"github.com/agentiso/agentiso/internal/vault"
 	"github.com/agentiso/agentiso/internal/vm"
 	"github.com/agentiso/agentiso/internal/workspace"
@@ -37,6 +38,7 @@ type Daemon struct {
 	store     *state.Store
 	manager   *workspace.Manager
 	vault     *vault.Vault // nil when [vault] is disabled
+	teams     *team.Service
 	mcpDeps   mcpserver.Deps
 	dash      *dashboard.Server
 	accel     qemu.Accel
@@ -167,6 +169,31 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		vaultDep = d.vault
 		log.Info("vault open", "dir", cfg.VaultDir())
 	}
+	var teamVault team.Vault // stays a nil interface when the vault is disabled
+	if d.vault != nil {
+		teamVault = d.vault
+	}
+	d.teams, err = team.New(team.Config{
+		Store: store, Workspaces: d.manager, Vault: teamVault, Logger: log,
+		Limits: team.Limits{
+			MaxDepth: cfg.Team.MaxDepth, MaxMembers: cfg.Team.MaxMembers, DefaultMaxVMs: cfg.Team.DefaultMaxVMs,
+			MessagesPerMinute: cfg.Team.MessagesPerMinute, TasksPerGuest: cfg.Team.TasksPerGuest,
+			Exec: workspace.ExecLimits{
+				DefaultTimeout: cfg.Exec.DefaultTimeout(), MaxTimeout: cfg.Exec.MaxTimeout(),
+				DefaultMaxOutputBytes: cfg.Exec.DefaultMaxOutputBytes, MaxOutputBytes: cfg.Exec.MaxOutputBytes,
+			},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := d.teams.Recover(ctx); err != nil {
+		return nil, fmt.Errorf("recovering team tasks: %w", err)
+	}
+	if d.vault != nil {
+		// The vault tool sees the task boards' rules.
+		vaultDep = d.teams.Board(d.vault)
+	}
 	git, err := gitops.New(gitops.Config{
 		Workspaces: d.manager, MaxTimeout: cfg.Exec.MaxTimeout(), MaxOutputBytes: cfg.Exec.MaxOutputBytes, Logger: log,
 	})
@@ -175,6 +202,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	}
 	d.mcpDeps = mcpserver.Deps{
 		Vault:      vaultDep,
+		Teams:      d.teams,
 		Git:        git,
 		Workspaces: d.manager,
 		Exec: mcpserver.ExecLimits{
@@ -282,6 +310,7 @@ func (d *Daemon) audit(ctx context.Context, r mcpserver.AuditRecord) {
 
 // Close detaches from the VMs (they keep running) and closes the state.
 func (d *Daemon) Close() error {
+	d.teams.Close()
 	d.manager.Close()
 	if d.vault != nil {
 		d.vault.Close()

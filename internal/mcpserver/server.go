@@ -52,6 +52,8 @@ type Deps struct {
 	// Vault is the shared knowledge base; nil when the configuration
 	// disables it (the vault tool then says so).
 	Vault Vault
+	// Teams, when set, serves the team tool.
+	Teams Teams
 	// Audit, when set, receives every tool call.
 	Audit  func(ctx context.Context, r AuditRecord)
 	Logger *slog.Logger
@@ -165,6 +167,7 @@ func (t *tools) register(s *mcp.Server) {
 	t.registerSnapshotTools(s)
 	t.registerSessionTools(s)
 	t.registerVaultTools(s)
+	t.registerTeamTools(s)
 	if t.d.Git != nil {
 		t.registerGitTools(s)
 	}
