@@ -51,12 +51,12 @@ type teamReceived struct {
 // teamConfig keeps team VMs small: three of them boot on a shared machine.
 const teamConfig = "\n[resources]\ndefault_memory_mb = 256\n"
 
-// TestTeamEndToEnd drives a team of three real workspaces through the team
+// TestC2_TeamOverHostChannel drives a team of three real workspaces through the team
 // tool over a real MCP client: create (workspaces {team}-{member}, agent
 // cards in the vault), messages and a broadcast, task assignments run by a
 // member's guest with their results in receive, messages that survive a
 // daemon kill -9, and a destroy that leaves nothing behind.
-func TestTeamEndToEnd(t *testing.T) {
+func TestC2_TeamOverHostChannel(t *testing.T) {
 	d := startDaemon(t, teamConfig)
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
