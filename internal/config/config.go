@@ -51,6 +51,7 @@ type Config struct {
 	Dashboard Dashboard `toml:"dashboard" comment:"The web dashboard and its REST API."`
 	API       API       `toml:"api" comment:"The REST API's Unix socket, for the CLI."`
 	Team      Team      `toml:"team" comment:"Teams of agents: nesting, budgets, messages and task assignments."`
+	Bridge    Bridge    `toml:"bridge" comment:"The MCP bridge for agents inside workspaces."`
 }
 
 // Server configures the daemon process.
@@ -249,6 +250,7 @@ func Default() Config {
 		Dashboard: DefaultDashboard(),
 		API:       DefaultAPI(),
 		Team:      defaultTeam(),
+		Bridge:    defaultBridge(),
 	}
 }
 

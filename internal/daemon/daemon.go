@@ -25,6 +25,7 @@ import (
 	"github.com/agentiso/agentiso/internal/session"
 	"github.com/agentiso/agentiso/internal/state"
 	"github.com/agentiso/agentiso/internal/storage"
+	"github.com/agentiso/agentiso/internal/bridge"
 	"github.com/agentiso/agentiso/internal/team"
 	"github.com/agentiso/agentiso/internal/vault"
 	"github.com/agentiso/agentiso/internal/vm"
@@ -39,6 +40,7 @@ type Daemon struct {
 	manager   *workspace.Manager
 	vault     *vault.Vault // nil when [vault] is disabled
 	teams     *team.Service
+	bridge    *bridge.Server // nil when [bridge] is disabled
 	mcpDeps   mcpserver.Deps
 	dash      *dashboard.Server
 	accel     qemu.Accel
@@ -169,12 +171,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		vaultDep = d.vault
 		log.Info("vault open", "dir", cfg.VaultDir())
 	}
+	var teamBridge team.Bridge // stays a nil interface when the bridge is disabled
+	if cfg.Bridge.Enabled {
+		if teamBridge, err = d.startBridge(cfg); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				d.bridge.Close()
+			}
+		}()
+	}
 	var teamVault team.Vault // stays a nil interface when the vault is disabled
 	if d.vault != nil {
 		teamVault = d.vault
 	}
 	d.teams, err = team.New(team.Config{
-		Store: store, Workspaces: d.manager, Vault: teamVault, Logger: log,
+		Store: store, Workspaces: d.manager, Vault: teamVault, Bridge: teamBridge, Logger: log,
 		Limits: team.Limits{
 			MaxDepth: cfg.Team.MaxDepth, MaxMembers: cfg.Team.MaxMembers, DefaultMaxVMs: cfg.Team.DefaultMaxVMs,
 			MessagesPerMinute: cfg.Team.MessagesPerMinute, TasksPerGuest: cfg.Team.TasksPerGuest,
@@ -190,6 +203,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if err := d.teams.Recover(ctx); err != nil {
 		return nil, fmt.Errorf("recovering team tasks: %w", err)
 	}
+	d.teams.RegrantAll(ctx)
 	if d.vault != nil {
 		// The vault tool sees the task boards' rules.
 		vaultDep = d.teams.Board(d.vault)
@@ -310,6 +324,9 @@ func (d *Daemon) audit(ctx context.Context, r mcpserver.AuditRecord) {
 
 // Close detaches from the VMs (they keep running) and closes the state.
 func (d *Daemon) Close() error {
+	if d.bridge != nil {
+		d.bridge.Close()
+	}
 	d.teams.Close()
 	d.manager.Close()
 	if d.vault != nil {

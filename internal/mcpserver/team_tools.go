@@ -28,6 +28,7 @@ type teamIn struct {
 	MaxVMs       int         `json:"max_vms,omitempty" jsonschema:"create: the team's VM budget, shared with its sub-teams (default 10, or the parent's)"`
 	BaseSnapshot string      `json:"base_snapshot,omitempty" jsonschema:"create: not supported yet; members boot the base image"`
 	ParentTeam   string      `json:"parent_team,omitempty" jsonschema:"create: make a sub-team of this team, sharing its VM budget"`
+	BridgeTools  []string    `json:"bridge_tools,omitempty" jsonschema:"create: the tools the members' MCP bridge tokens allow (default: the daemon's [bridge] tools)"`
 	// message, receive
 	Agent       string `json:"agent,omitempty" jsonschema:"message: the sender; receive: the member whose inbox to read"`
 	To          string `json:"to,omitempty" jsonschema:"message: a member name, or * for every other member"`
@@ -61,7 +62,7 @@ func (t *tools) registerTeamTools(s *mcp.Server) {
 				if in.BaseSnapshot != "" {
 					return nil, errdefs.Unavailablef("base_snapshot: not supported yet; leave it out to boot the base image")
 				}
-				return ts.Create(ctx, c, team.CreateRequest{Name: in.Name, Roles: in.Roles, MaxVMs: in.MaxVMs, ParentTeam: in.ParentTeam})
+				return ts.Create(ctx, c, team.CreateRequest{Name: in.Name, Roles: in.Roles, MaxVMs: in.MaxVMs, ParentTeam: in.ParentTeam, BridgeTools: in.BridgeTools})
 			case "destroy":
 				return ts.Destroy(ctx, c, in.Name)
 			case "status":

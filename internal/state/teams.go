@@ -29,8 +29,11 @@ type Team struct {
 	// Parent is the parent team's name, empty for a top-level team.
 	Parent string
 	// MaxVMs is the team's VM budget, shared with its sub-teams.
-	MaxVMs    int
-	State     TeamState
+	MaxVMs int
+	// BridgeTools is the members' MCP bridge allowlist; nil means the
+	// configured default.
+	BridgeTools []string
+	State       TeamState
 	CreatedAt time.Time
 }
 
@@ -60,9 +63,13 @@ func (t *Tx) CreateTeam(ctx context.Context, team Team, members []TeamMember) (T
 	if team.Parent != "" {
 		parent = team.Parent
 	}
-	_, err := t.tx.ExecContext(ctx,
-		`INSERT INTO teams (name, owner, parent, max_vms, state, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		team.Name, team.Owner, parent, team.MaxVMs, string(team.State), nanos(team.CreatedAt))
+	tools, err := json.Marshal(team.BridgeTools)
+	if err != nil || team.BridgeTools == nil {
+		tools = []byte("[]")
+	}
+	_, err = t.tx.ExecContext(ctx,
+		`INSERT INTO teams (name, owner, parent, max_vms, bridge_tools, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		team.Name, team.Owner, parent, team.MaxVMs, string(tools), string(team.State), nanos(team.CreatedAt))
 	switch {
 	case isUnique(err, "teams.name"):
 		return Team{}, errdefs.Conflictf("name: a team with this name already exists")
@@ -102,7 +109,7 @@ func (s *Store) GetTeam(ctx context.Context, name string) (Team, error) {
 
 // ListTeams returns every team, oldest first; the caller filters by owner.
 func (s *Store) ListTeams(ctx context.Context) ([]Team, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT name, owner, COALESCE(parent, ''), max_vms, state, created_at FROM teams ORDER BY created_at, name`)
+	rows, err := s.r.QueryContext(ctx, `SELECT name, owner, COALESCE(parent, ''), max_vms, bridge_tools, state, created_at FROM teams ORDER BY created_at, name`)
 	if err != nil {
 		return nil, fmt.Errorf("listing teams: %w", err)
 	}
@@ -206,7 +213,7 @@ func (s *Store) TeamMembers(ctx context.Context, team string) ([]TeamMember, err
 }
 
 func getTeam(ctx context.Context, q querier, name string) (Team, error) {
-	row := q.QueryRowContext(ctx, `SELECT name, owner, COALESCE(parent, ''), max_vms, state, created_at FROM teams WHERE name = ?`, name)
+	row := q.QueryRowContext(ctx, `SELECT name, owner, COALESCE(parent, ''), max_vms, bridge_tools, state, created_at FROM teams WHERE name = ?`, name)
 	tm, err := scanTeam(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Team{}, errdefs.NotFoundf("name: no such team in this session")
@@ -216,15 +223,21 @@ func getTeam(ctx context.Context, q querier, name string) (Team, error) {
 
 func scanTeam(sc scanner) (Team, error) {
 	var tm Team
-	var st string
+	var st, tools string
 	var created int64
-	if err := sc.Scan(&tm.Name, &tm.Owner, &tm.Parent, &tm.MaxVMs, &st, &created); err != nil {
+	if err := sc.Scan(&tm.Name, &tm.Owner, &tm.Parent, &tm.MaxVMs, &tools, &st, &created); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return Team{}, err
 		}
 		return Team{}, fmt.Errorf("reading team: %w", err)
 	}
 	tm.State, tm.CreatedAt = TeamState(st), fromNanos(created)
+	if err := json.Unmarshal([]byte(tools), &tm.BridgeTools); err != nil {
+		return Team{}, fmt.Errorf("decoding a team's bridge tools: %w", err)
+	}
+	if len(tm.BridgeTools) == 0 {
+		tm.BridgeTools = nil
+	}
 	return tm, nil
 }
 

@@ -76,7 +76,9 @@ type Config struct {
 	Workspaces Workspaces
 	// Vault holds cards and task boards; nil when the vault is disabled
 	// (then teams have neither).
-	Vault  Vault
+	Vault Vault
+	// Bridge, when set, gives members MCP bridge tokens.
+	Bridge Bridge
 	Limits Limits
 	Logger *slog.Logger
 }
@@ -86,6 +88,7 @@ type Service struct {
 	store  *state.Store
 	ws     Workspaces
 	vault  Vault
+	bridge Bridge
 	lim    Limits
 	log    *slog.Logger
 	rates  *rates
@@ -122,7 +125,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{
-		store: cfg.Store, ws: cfg.Workspaces, vault: cfg.Vault, lim: l, log: cfg.Logger,
+		store: cfg.Store, ws: cfg.Workspaces, vault: cfg.Vault, bridge: cfg.Bridge, lim: l, log: cfg.Logger,
 		rates: newRates(l.MessagesPerMinute, time.Now), locks: map[string]*sync.Mutex{},
 	}
 	s.runner = newRunner(s)
@@ -145,6 +148,9 @@ type CreateRequest struct {
 	// or the parent's (a sub-team, which shares it).
 	MaxVMs     int
 	ParentTeam string
+	// BridgeTools is the members' MCP bridge allowlist; nil takes the
+	// configured default.
+	BridgeTools []string
 }
 
 // Member is a member as status shows it.
@@ -259,6 +265,9 @@ func (s *Service) Create(ctx context.Context, c workspace.Caller, req CreateRequ
 	if err := s.validateRoles(req.Name, req.Roles); err != nil {
 		return nil, err
 	}
+	if err := s.checkBridgeTools(req.BridgeTools); err != nil {
+		return nil, err
+	}
 	unlock := s.lock(req.Name)
 	defer unlock()
 
@@ -282,6 +291,13 @@ func (s *Service) Create(ctx context.Context, c workspace.Caller, req CreateRequ
 		}
 	}
 	if err := s.writeCards(ctx, req.Name); err != nil {
+		return nil, err
+	}
+	t, err := s.store.GetTeam(ctx, req.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.grantAll(ctx, t); err != nil {
 		return nil, err
 	}
 	if err := s.store.SetTeamState(ctx, req.Name, state.TeamReady); err != nil {
@@ -337,7 +353,7 @@ func (s *Service) reserve(ctx context.Context, c workspace.Caller, req CreateReq
 		for i, r := range req.Roles {
 			members[i] = state.TeamMember{Name: r.Name, Role: r.Role, Skills: r.Skills, Description: r.Description}
 		}
-		_, err := tx.CreateTeam(ctx, state.Team{Name: req.Name, Owner: c.SessionID, Parent: req.ParentTeam, MaxVMs: maxVMs}, members)
+		_, err := tx.CreateTeam(ctx, state.Team{Name: req.Name, Owner: c.SessionID, Parent: req.ParentTeam, MaxVMs: maxVMs, BridgeTools: req.BridgeTools}, members)
 		return err
 	})
 }
@@ -456,6 +472,7 @@ func (s *Service) forget(ctx context.Context, c workspace.Caller, name string) (
 	if err != nil {
 		return nil, err
 	}
+	s.revokeAll(ms)
 	var destroyed []string
 	var errs []error
 	for _, m := range ms {

@@ -12,6 +12,9 @@ CREATE TABLE teams (
 	-- NULL for a top-level team; sub-teams go with their parent.
 	parent     TEXT REFERENCES teams (name) ON DELETE CASCADE,
 	max_vms    INTEGER NOT NULL CHECK (max_vms >= 1),
+	-- The tools its members' MCP bridge tokens allow (a JSON list); empty
+	-- means the configured default.
+	bridge_tools TEXT NOT NULL DEFAULT '[]',
 	state      TEXT NOT NULL CHECK (state IN ('creating', 'ready', 'destroying')),
 	created_at INTEGER NOT NULL
 ) STRICT;
