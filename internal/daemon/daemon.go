@@ -14,6 +14,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/agentiso/agentiso/internal/bridge"
 	"github.com/agentiso/agentiso/internal/channel"
 	"github.com/agentiso/agentiso/internal/config"
 	"github.com/agentiso/agentiso/internal/dashboard"
@@ -25,7 +26,6 @@ import (
 	"github.com/agentiso/agentiso/internal/session"
 	"github.com/agentiso/agentiso/internal/state"
 	"github.com/agentiso/agentiso/internal/storage"
-	"github.com/agentiso/agentiso/internal/bridge"
 	"github.com/agentiso/agentiso/internal/team"
 	"github.com/agentiso/agentiso/internal/vault"
 	"github.com/agentiso/agentiso/internal/vm"

@@ -34,7 +34,7 @@ type Team struct {
 	// configured default.
 	BridgeTools []string
 	State       TeamState
-	CreatedAt time.Time
+	CreatedAt   time.Time
 }
 
 // TeamMember is one member of a team; each has its own workspace.
