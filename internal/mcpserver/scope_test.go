@@ -22,8 +22,6 @@ func (e *execOnly) Exec(_ context.Context, _ workspace.Caller, ref string, _ wor
 	return &workspace.ExecResult{Stdout: "ok"}, nil
 }
 
-
-
 // TestM5_ScopeConfinesBridgeSessions: a scoped server lists only the
 // allowlisted tools a bridge may offer, and refuses, before any handler
 // runs, a tool outside the allowlist, another workspace, another team, a
