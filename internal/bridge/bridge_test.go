@@ -136,3 +136,40 @@ func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r.Header.Set("Authorization", "Bearer "+string(b))
 	return http.DefaultTransport.RoundTrip(r)
 }
+
+// TestL5_BridgeRequiresToken: every request to the bridge needs a valid
+// bearer token before any MCP handling: none, another scheme or an empty
+// token is refused, and no server is built for it.
+func TestL5_BridgeRequiresToken(t *testing.T) {
+	built := 0
+	ts := NewTokens()
+	srv, err := Listen(Config{Listen: "127.0.0.1:0", Tokens: ts, NewServer: func(g Grant) (*mcp.Server, error) {
+		built++
+		return mcp.NewServer(&mcp.Implementation{Name: "t", Version: "1"}, nil), nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	t.Cleanup(func() { srv.Close() })
+	good, _ := ts.Issue(Grant{WorkspaceID: "a"})
+	for _, h := range []string{"", "Basic " + good.Reveal(), "Bearer ", "Bearer" + good.Reveal(), good.Reveal()} {
+		req, _ := http.NewRequest("POST", srv.URL(), strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}`))
+		if h != "" {
+			req.Header.Set("Authorization", h)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("Authorization %.12q: status %d; want 401", h, resp.StatusCode)
+		}
+	}
+	if built != 0 {
+		t.Fatalf("%d servers built for unauthenticated requests", built)
+	}
+}
