@@ -79,6 +79,8 @@ type Config struct {
 	Vault Vault
 	// Bridge, when set, gives members MCP bridge tokens.
 	Bridge Bridge
+	// Network, when set, lets members reach each other and nobody else.
+	Network Network
 	Limits Limits
 	Logger *slog.Logger
 }
@@ -89,6 +91,7 @@ type Service struct {
 	ws     Workspaces
 	vault  Vault
 	bridge Bridge
+	net    Network
 	lim    Limits
 	log    *slog.Logger
 	rates  *rates
@@ -125,7 +128,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{
-		store: cfg.Store, ws: cfg.Workspaces, vault: cfg.Vault, bridge: cfg.Bridge, lim: l, log: cfg.Logger,
+		store: cfg.Store, ws: cfg.Workspaces, vault: cfg.Vault, bridge: cfg.Bridge, net: cfg.Network, lim: l, log: cfg.Logger,
 		rates: newRates(l.MessagesPerMinute, time.Now), locks: map[string]*sync.Mutex{},
 	}
 	s.runner = newRunner(s)
@@ -289,6 +292,9 @@ func (s *Service) Create(ctx context.Context, c workspace.Caller, req CreateRequ
 			_ = s.ws.Destroy(context.WithoutCancel(ctx), c, info.ID)
 			return nil, err
 		}
+	}
+	if err := s.connect(ctx, req.Name); err != nil {
+		return nil, err
 	}
 	if err := s.writeCards(ctx, req.Name); err != nil {
 		return nil, err
@@ -475,6 +481,11 @@ func (s *Service) forget(ctx context.Context, c workspace.Caller, name string) (
 	s.revokeAll(ms)
 	var destroyed []string
 	var errs []error
+	// The workspaces go even if the rules could not be changed: a
+	// destroyed workspace reaches nobody.
+	if err := s.disconnect(ctx, name); err != nil {
+		errs = append(errs, err)
+	}
 	for _, m := range ms {
 		if m.WorkspaceID == "" {
 			continue

@@ -462,3 +462,52 @@ func TestFindCycle(t *testing.T) {
 		t.Fatalf("no cycle, got %v", c)
 	}
 }
+
+// fakeNet records peer groups.
+type fakeNet struct {
+	mu     sync.Mutex
+	groups map[string][]string
+	fail   bool
+}
+
+func (n *fakeNet) SetPeerGroup(_ context.Context, name string, members []string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.fail {
+		return errdefs.Unavailablef("network: test refuses")
+	}
+	if len(members) == 0 {
+		delete(n.groups, name)
+	} else {
+		n.groups[name] = members
+	}
+	return nil
+}
+
+func TestTeamPeerGroup(t *testing.T) {
+	f := newFixture(t, Limits{})
+	ctx := context.Background()
+	net := &fakeNet{groups: map[string][]string{}}
+	f.s.net = net
+	info, err := f.s.Create(ctx, f.caller, CreateRequest{Name: "t", Roles: roles("a", "b")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := net.groups["t"]
+	if len(got) != 2 || got[0] != info.Members[0].WorkspaceID || got[1] != info.Members[1].WorkspaceID {
+		t.Fatalf("peer group %v; want the members' workspaces %+v", got, info.Members)
+	}
+	if _, err := f.s.Destroy(ctx, f.caller, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if len(net.groups) != 0 {
+		t.Fatalf("groups left after destroy: %v", net.groups)
+	}
+	net.fail = true
+	if _, err := f.s.Create(ctx, f.caller, CreateRequest{Name: "u", Roles: roles("a")}); !errdefs.Is(err, errdefs.Unavailable) {
+		t.Fatalf("create with the network refusing: %v", err)
+	}
+	if f.ws.count() != 0 {
+		t.Fatalf("a create the network refused left %d workspaces", f.ws.count())
+	}
+}
