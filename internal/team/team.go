@@ -81,8 +81,8 @@ type Config struct {
 	Bridge Bridge
 	// Network, when set, lets members reach each other and nobody else.
 	Network Network
-	Limits Limits
-	Logger *slog.Logger
+	Limits  Limits
+	Logger  *slog.Logger
 }
 
 // Service runs teams.
