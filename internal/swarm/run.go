@@ -301,9 +301,7 @@ func (s *Service) check(ctx context.Context, c workspace.Caller, req RunRequest)
 		}
 		r, err := s.exec.Request(t.Command, secs, t.Workdir, nil, taskOutputBytes)
 		if err != nil {
-			if t.TimeoutSecs == 0 {
-				err = renameField(err, "timeout_secs", "timeout_secs")
-			} else {
+			if t.TimeoutSecs != 0 {
 				err = renameField(err, "timeout_secs", field+".timeout_secs")
 			}
 			return nil, renameField(err, "command", field+".command")
@@ -410,8 +408,10 @@ func (s *Service) runTask(ctx context.Context, c workspace.Caller, req RunReques
 	}
 	ex := p.execs[i]
 	ex.Env = env
+	began := time.Now()
 	out, err := s.ws.Exec(ctx, c, r.WorkspaceID, ex)
 	if err != nil {
+		r.DurationMs = time.Since(began).Milliseconds()
 		if errdefs.Is(err, errdefs.Timeout) {
 			return fail(TaskTimedOut, err)
 		}
