@@ -92,7 +92,7 @@ func (s *Service) Prepare(ctx context.Context, c workspace.Caller, req PrepareRe
 		timeoutSecs = int(min(defaultSetupTimeout, s.exec.MaxTimeout) / time.Second)
 	}
 	for i, cmd := range req.SetupCommands {
-		r, err := s.exec.Request(cmd, timeoutSecs, "", nil, setupOutputBytes)
+		r, err := s.exec.Request(cmd, timeoutSecs, "", nil, min(setupOutputBytes, s.exec.MaxOutputBytes))
 		if err != nil {
 			return nil, renameField(err, "command", fmt.Sprintf("setup_commands[%d]", i))
 		}

@@ -193,20 +193,23 @@ func (s *Service) Run(ctx context.Context, c workspace.Caller, req RunRequest, p
 		res.Tasks[i] = TaskResult{Name: t.Name, Status: TaskCancelled}
 	}
 
-	var mu sync.Mutex // guards res and done
+	var mu sync.Mutex // guards res.Tasks
 	var mergeMu sync.Mutex
+	// finishing serialises the reports, so their counts only grow (as
+	// MCP progress must).
+	var finishing sync.Mutex
 	done := 0
-	finish := func(i int) {
+	finish := func(i int, r TaskResult) {
 		mu.Lock()
-		done++
-		r := res.Tasks[i]
-		msg := fmt.Sprintf("task %s: %s", r.Name, describe(r))
-		n := done
+		res.Tasks[i] = r
 		mu.Unlock()
 		s.log.Info("swarm task finished", "golden", p.golden.ID, "task", r.Name, "status", r.Status,
 			"worker", r.WorkspaceID, "duration_ms", r.DurationMs)
+		finishing.Lock()
+		defer finishing.Unlock()
+		done++
 		if progress != nil {
-			progress(Progress{Done: n, Total: len(req.Tasks), Message: msg})
+			progress(Progress{Done: done, Total: len(req.Tasks), Message: fmt.Sprintf("task %s: %s", r.Name, describe(r))})
 		}
 	}
 
@@ -225,11 +228,7 @@ launch:
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			r := s.runTask(ctx, c, req, p, i, &mergeMu, res.Merge)
-			mu.Lock()
-			res.Tasks[i] = r
-			mu.Unlock()
-			finish(i)
+			finish(i, s.runTask(ctx, c, req, p, i, &mergeMu, res.Merge))
 		})
 	}
 	wg.Wait()
@@ -299,7 +298,7 @@ func (s *Service) check(ctx context.Context, c workspace.Caller, req RunRequest)
 		if t.Workdir != "" && t.Workdir[0] != '/' {
 			return nil, errdefs.Invalidf("%s.workdir: must be an absolute path", field)
 		}
-		r, err := s.exec.Request(t.Command, secs, t.Workdir, nil, taskOutputBytes)
+		r, err := s.exec.Request(t.Command, secs, t.Workdir, nil, min(taskOutputBytes, s.exec.MaxOutputBytes))
 		if err != nil {
 			if t.TimeoutSecs != 0 {
 				err = renameField(err, "timeout_secs", field+".timeout_secs")
