@@ -292,28 +292,56 @@ func TestSwarmRun(t *testing.T) {
 		t.Errorf("QEMU processes left after the run: %v", pids)
 	}
 
-	// Two tasks commit in their workers; both merge into the golden workspace.
+	// Four tasks commit in their workers and merge into the golden
+	// workspace: two add files, two rewrite the same line, so whichever
+	// merges second conflicts, is reported, and leaves the target as it was.
 	call[wsInfo](ctx, t, s, "workspace_start", map[string]any{"workspace_id": "golden"})
-	commit := func(n int) map[string]any {
-		return task(fmt.Sprintf("c%d", n), fmt.Sprintf("cd /workspace && echo %d > c%d.txt && git add c%d.txt && git commit -qm c%d", n, n, n, n))
+	commit := func(name, change string) map[string]any {
+		return task(name, fmt.Sprintf("cd /workspace && %s && git add -A && git commit -qm %s", change, name))
 	}
 	start = time.Now()
 	merged := swarmRun(ctx, t, s, "merge", map[string]any{
 		"golden_workspace": "golden", "snapshot_name": "golden", "max_parallel": 2,
 		"merge_strategy": "sequential", "merge_target": "golden",
-		"tasks": []any{commit(1), commit(2)},
+		"tasks": []any{commit("c1", "echo 1 > c1.txt"), commit("x1", "echo X1 > base.txt"),
+			commit("c2", "echo 2 > c2.txt"), commit("x2", "echo X2 > base.txt")},
 	})
-	t.Logf("swarm_run with a merge of 2 tasks: %s\n%s", time.Since(start).Round(time.Millisecond), merged.Table)
-	if merged.Succeeded != 2 || merged.Merge == nil || len(merged.Merge.Merged) != 2 || len(merged.Merge.Conflicts) != 0 {
+	t.Logf("swarm_run with a merge of 4 tasks: %s\n%s", time.Since(start).Round(time.Millisecond), merged.Table)
+	if merged.Succeeded != 4 || merged.Merge == nil || len(merged.Merge.Merged) != 3 || len(merged.Merge.Conflicts) != 1 {
 		t.Fatalf("merge run: %+v", merged)
 	}
+	loser := merged.Merge.Conflicts[0]
 	for _, r := range merged.Tasks {
-		if r.Merge == nil || r.Merge.Status != "merged" || r.Merge.CommitsApplied != 1 {
+		switch {
+		case r.Name == loser:
+			if !strings.HasPrefix(r.Name, "x") || r.Merge == nil || r.Merge.Status != "conflict" || r.Merge.CommitsApplied != 0 {
+				t.Errorf("conflicting task %s merge: %+v", r.Name, r.Merge)
+			}
+		case r.Merge == nil || r.Merge.Status != "merged" || r.Merge.CommitsApplied != 1:
 			t.Errorf("task %s merge: %+v", r.Name, r.Merge)
 		}
+		if !r.WorkerRemoved {
+			t.Errorf("task %s: worker kept", r.Name)
+		}
 	}
-	if got := sh(ctx, t, s, "golden", "cd /workspace && git log --format=%s | sort | tr '\\n' ' '"); got != "base c1 c2" {
-		t.Errorf("golden's history after the merge: %q", got)
+	winner := map[string]string{"x1": "x2", "x2": "x1"}[loser]
+	if got := sh(ctx, t, s, "golden", "cd /workspace && git log --format=%s | sort | tr '\\n' ' ' && git status --porcelain && cat base.txt"); got != "base c1 c2 "+winner+" "+strings.ToUpper(winner) {
+		t.Errorf("golden after the merges: %q, want history base c1 c2 %s, a clean tree and base.txt from %s", got, winner, winner)
+	}
+
+	// Another session cannot name this session's workspaces; the answer
+	// echoes nothing of them (L-16).
+	other := d.client(ctx)
+	for _, c := range []struct {
+		args map[string]any
+		want string
+	}{
+		{map[string]any{"golden_workspace": g.WorkspaceID, "snapshot_name": "golden", "tasks": []any{okTask(1)}}, "golden_workspace: no such workspace in this session"},
+		{map[string]any{"golden_workspace": "golden", "snapshot_name": "golden", "tasks": []any{okTask(1)}}, "golden_workspace: no such workspace in this session"},
+	} {
+		if msg := callErr(ctx, t, other, "swarm_run", c.args); msg != c.want {
+			t.Errorf("swarm_run from another session: %q, want %q", msg, c.want)
+		}
 	}
 
 	// A cancelled run removes its workers.
