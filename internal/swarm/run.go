@@ -375,7 +375,10 @@ func (s *Service) runTask(ctx context.Context, c workspace.Caller, req RunReques
 	}
 	fr, err := s.ws.Fork(ctx, c, p.golden.ID, workspace.ForkRequest{SnapshotName: req.SnapshotName, NewName: r.WorkerName})
 	if err != nil {
-		return fail(TaskError, err)
+		// A quota refusal names workspace_fork's count; here it is the
+		// worker that did not fit.
+		msg := strings.TrimPrefix(errdefs.Public(err), "count: ")
+		return fail(TaskError, errdefs.With(errdefs.ClassOf(err), "the worker could not be made: "+msg, err))
 	}
 	if len(fr.Forks) != 1 {
 		return fail(TaskError, errdefs.Unavailablef("the worker could not be made"))

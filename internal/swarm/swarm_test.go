@@ -27,8 +27,10 @@ type fakeWorkspaces struct {
 	created   int
 	destroyed []string
 	failSnap  bool
-	envs      map[string]map[string]string
-	files     map[string]map[string]string
+	// quota bounds the workers alive at once, when set.
+	quota int
+	envs  map[string]map[string]string
+	files map[string]map[string]string
 	// started is told of every exec that begins.
 	started chan string
 }
@@ -118,6 +120,9 @@ func (f *fakeWorkspaces) Fork(ctx context.Context, _ workspace.Caller, ref strin
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.quota > 0 && len(f.alive)-1 >= f.quota {
+		return nil, errdefs.Quotaf("count: this session's workspaces would exceed its quota of %d (resources.max_workspaces_per_session)", f.quota)
+	}
 	f.forks++
 	id := "id-" + req.NewName
 	f.alive[id] = true
@@ -421,5 +426,27 @@ func TestPrepare(t *testing.T) {
 	}
 	if len(ws.destroyed) != 0 {
 		t.Fatalf("destroyed %v", ws.destroyed)
+	}
+}
+
+// TestRunReportsWorkersThatDoNotFit: a worker refused by the session's
+// quota is that task's error, saying why; the other tasks run.
+func TestRunReportsWorkersThatDoNotFit(t *testing.T) {
+	ws := newFake()
+	ws.quota = 1
+	ws.started = make(chan string, 10)
+	no := false
+	res, err := newService(t, ws, &fakeGit{}).Run(context.Background(), caller, RunRequest{
+		Golden: "golden", SnapshotName: GoldenSnapshot, Tasks: tasks("a", "b"), MaxParallel: 2, Cleanup: &no}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Succeeded != 1 || res.Errors != 1 {
+		t.Fatalf("result %+v", res)
+	}
+	for _, r := range res.Tasks {
+		if r.Status == TaskError && !strings.HasPrefix(r.Error, "the worker could not be made: this session's workspaces would exceed") {
+			t.Fatalf("refused worker: %q", r.Error)
+		}
 	}
 }
