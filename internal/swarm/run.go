@@ -105,6 +105,8 @@ type TaskResult struct {
 	// WorkspaceID and WorkerName are the task's worker.
 	WorkspaceID string `json:"workspace_id,omitempty"`
 	WorkerName  string `json:"worker_name,omitempty"`
+	// BootTimeMs is how long the worker took to fork and answer.
+	BootTimeMs int64 `json:"boot_time_ms,omitempty"`
 	// ExitCode is null when the task did not run to an exit.
 	ExitCode   *int   `json:"exit_code"`
 	Stdout     string `json:"stdout"`
@@ -383,7 +385,7 @@ func (s *Service) runTask(ctx context.Context, c workspace.Caller, req RunReques
 	if len(fr.Forks) != 1 {
 		return fail(TaskError, errdefs.Unavailablef("the worker could not be made"))
 	}
-	r.WorkspaceID = fr.Forks[0].ID
+	r.WorkspaceID, r.BootTimeMs = fr.Forks[0].ID, fr.Forks[0].BootTimeMs
 	defer func() {
 		if p.cleanup || ctx.Err() != nil {
 			r.WorkerRemoved = s.removeWorker(ctx, c, r.WorkspaceID)
@@ -487,7 +489,7 @@ func describe(r TaskResult) string {
 // table is the per-task outcome as a markdown table.
 func table(rows []TaskResult) string {
 	var b strings.Builder
-	b.WriteString("| # | task | status | exit | duration_ms | worker | merge |\n|---|---|---|---|---|---|---|\n")
+	b.WriteString("| # | task | status | exit | duration_ms | worker | boot_ms | merge |\n|---|---|---|---|---|---|---|---|\n")
 	for i, r := range rows {
 		exit, merge := "-", "-"
 		if r.ExitCode != nil {
@@ -502,7 +504,7 @@ func table(rows []TaskResult) string {
 		} else if r.WorkerRemoved {
 			worker += " (removed)"
 		}
-		fmt.Fprintf(&b, "| %d | %s | %s | %s | %d | %s | %s |\n", i+1, r.Name, r.Status, exit, r.DurationMs, worker, merge)
+		fmt.Fprintf(&b, "| %d | %s | %s | %s | %d | %s | %d | %s |\n", i+1, r.Name, r.Status, exit, r.DurationMs, worker, r.BootTimeMs, merge)
 	}
 	return b.String()
 }
