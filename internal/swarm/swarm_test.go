@@ -450,3 +450,24 @@ func TestRunReportsWorkersThatDoNotFit(t *testing.T) {
 		}
 	}
 }
+
+// TestPrepareCancelledLeavesNothing: a preparation cancelled during its
+// setup removes the workspace it made.
+func TestPrepareCancelledLeavesNothing(t *testing.T) {
+	ws := newFake()
+	ws.started = make(chan string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := newService(t, ws, &fakeGit{}).Prepare(ctx, caller, PrepareRequest{Name: "g", SetupCommands: []string{"block"}})
+		done <- err
+	}()
+	<-ws.started
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("a cancelled preparation succeeded")
+	}
+	if len(ws.alive) != 1 || !slices.Equal(ws.destroyed, []string{"made-g"}) {
+		t.Fatalf("alive %v, destroyed %v", ws.alive, ws.destroyed)
+	}
+}
