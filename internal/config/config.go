@@ -151,7 +151,7 @@ type Secrets struct {
 
 // Limits bound what clients may ask of the daemon. Tool calls fall into three
 // cost classes (TOOLS.md): create (workspace_create, workspace_fork, team
-// create, swarm_run), exec (exec, exec_background, exec_parallel) and
+// create, workspace_prepare, swarm_run), exec (exec, exec_background, exec_parallel) and
 // default (every other tool). Each class has a token bucket per session and
 // one shared by all sessions (findings M-21, L-13); a bucket holds a
 // minute's worth of calls.
