@@ -28,6 +28,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/agentiso/agentiso/internal/api"
+	"github.com/agentiso/agentiso/internal/secret"
 )
 
 const listen = "127.0.0.1:7070"
@@ -94,18 +95,18 @@ func assertNoCORS(t *testing.T, h http.Header) {
 // configured, and then it does not start; on loopback a token is
 // generated into a root-only file.
 func TestH1_NonLoopbackNeedsAdminToken(t *testing.T) {
-	noEnv := func(string) string { return "" }
 	dir := t.TempDir()
+	none := secret.Secret{}
 
-	_, _, _, err := LoadToken(noEnv, "", dir, false)
-	if err == nil || !strings.Contains(err.Error(), "dashboard.admin_token_file") {
-		t.Fatalf("non-loopback without a token: %v, want a refusal naming dashboard.admin_token_file", err)
+	_, _, _, err := LoadToken(none, dir, false)
+	if err == nil || !strings.Contains(err.Error(), "secrets.admin_token_file") {
+		t.Fatalf("non-loopback without a token: %v, want a refusal naming secrets.admin_token_file", err)
 	}
 	if _, err := New(Options{Listen: "0.0.0.0:7070", API: http.NotFoundHandler(), Sessions: nil}); err == nil {
 		t.Fatal("New without a token succeeded")
 	}
 
-	tok, src, path, err := LoadToken(noEnv, "", dir, true)
+	tok, src, path, err := LoadToken(none, dir, true)
 	if err != nil || src != FromGenerated {
 		t.Fatalf("loopback without a token: %v, %s", err, src)
 	}
@@ -117,33 +118,23 @@ func TestH1_NonLoopbackNeedsAdminToken(t *testing.T) {
 	if !tok.Equal(strings.TrimSpace(string(b))) || len(strings.TrimSpace(string(b))) < 40 {
 		t.Fatalf("generated token does not match its file or is short")
 	}
-	again, _, _, err := LoadToken(noEnv, "", dir, true)
+	again, _, _, err := LoadToken(none, dir, true)
 	if err != nil || !again.Equal(strings.TrimSpace(string(b))) {
 		t.Fatalf("a second start did not keep the generated token: %v", err)
 	}
+	// A generated file someone made readable is refused, not replaced.
+	os.Chmod(path, 0o644)
+	if _, _, _, err := LoadToken(none, dir, true); err == nil || !strings.Contains(err.Error(), "chmod 0600") {
+		t.Fatalf("world-readable generated token file: %v, want a refusal", err)
+	}
 
-	file := filepath.Join(dir, "admin-token")
-	os.WriteFile(file, []byte(testToken+"\n"), 0o644)
-	if _, _, _, err := LoadToken(noEnv, file, dir, false); err == nil || !strings.Contains(err.Error(), "chmod 600") {
-		t.Fatalf("world-readable token file: %v, want a refusal", err)
+	// A configured token wins on any address; a short one is refused.
+	tok, src, _, err = LoadToken(secret.New(testToken), dir, false)
+	if err != nil || src != FromConfig || !tok.Equal(testToken) || tok.Equal(strings.TrimSpace(string(b))) {
+		t.Fatalf("configured token: %v, %s", err, src)
 	}
-	os.Chmod(file, 0o600)
-	tok, src, _, err = LoadToken(noEnv, file, dir, false)
-	if err != nil || src != FromFile || !tok.Equal(testToken) {
-		t.Fatalf("token file: %v, %s", err, src)
-	}
-	os.WriteFile(file, []byte("short"), 0o600)
-	if _, _, _, err := LoadToken(noEnv, file, dir, false); err == nil {
+	if _, _, _, err := LoadToken(secret.New("short"), dir, true); err == nil {
 		t.Fatal("a 5-character token was accepted")
-	}
-	env := func(k string) string {
-		if k == TokenEnv {
-			return testToken
-		}
-		return ""
-	}
-	if tok, src, _, err := LoadToken(env, "", dir, false); err != nil || src != FromEnv || !tok.Equal(testToken) {
-		t.Fatalf("token from the environment: %v, %s", err, src)
 	}
 }
 
