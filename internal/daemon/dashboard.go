@@ -52,8 +52,14 @@ func (d *Daemon) newDashboard() (*dashboard.Server, error) {
 // newAPI builds the REST API for one edge (the dashboard, the CLI
 // socket), each with its own stream caps.
 func (d *Daemon) newAPI(streams *api.StreamLimiter, edge string) (*api.API, error) {
+	var v api.Vault // stays a nil interface when the vault is disabled
+	if d.vault != nil {
+		v = d.vault
+	}
 	return api.New(api.Options{
 		Workspaces: d.manager,
+		Snapshots:  d.manager,
+		Vault:      v,
 		AuditLog:   d.store,
 		Record:     d.auditAPI,
 		Host:       d.hostStats,
@@ -65,7 +71,7 @@ func (d *Daemon) newAPI(streams *api.StreamLimiter, edge string) (*api.API, erro
 		Streams:          streams,
 		Limiter:          d.limiter,
 		Activity:         d.activity,
-		Features:         api.Features{Workspaces: true, Terminal: true},
+		Features:         api.Features{Workspaces: true, Terminal: true, Snapshots: true, Vault: d.vault != nil},
 		Logger:           d.log.With("edge", edge),
 	})
 }
