@@ -27,6 +27,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(hideCgroupsEnv) != "" {
 		os.Exit(execWithoutCgroups(os.Args[1:]))
 	}
+	if os.Getenv(dialAsEnv) != "" {
+		os.Exit(dialAndExit(os.Args[1:]))
+	}
 	dir, err := os.MkdirTemp("", "agentiso-e2e-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
