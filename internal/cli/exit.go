@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 
 	"github.com/agentiso/agentiso/internal/errdefs"
@@ -32,6 +33,9 @@ const (
 	ExitRefused = 7
 	// ExitUnreachable: the daemon's API socket could not be reached.
 	ExitUnreachable = 8
+	// ExitInterrupted: stopped by SIGINT or SIGTERM (128+2, as shells
+	// report it); an exec'd command is killed with its request.
+	ExitInterrupted = 130
 )
 
 // ExitCode is the exit code for err (nil is ExitOK).
@@ -41,6 +45,9 @@ func ExitCode(err error) int {
 	}
 	if errors.Is(err, ErrUnreachable) {
 		return ExitUnreachable
+	}
+	if errors.Is(err, context.Canceled) {
+		return ExitInterrupted
 	}
 	switch errdefs.ClassOf(err) {
 	case errdefs.Invalid:

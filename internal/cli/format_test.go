@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -28,6 +29,7 @@ func TestExitCode(t *testing.T) {
 		{errdefs.With(errdefs.Quota, "full", nil), ExitRefused},
 		{errdefs.With(errdefs.RateLimited, "slow down", nil), ExitRefused},
 		{fmt.Errorf("%w: cannot connect", ErrUnreachable), ExitUnreachable},
+		{fmt.Errorf("exec: %w", context.Canceled), ExitInterrupted},
 	} {
 		if got := ExitCode(tc.err); got != tc.want {
 			t.Errorf("ExitCode(%v) = %d, want %d", tc.err, got, tc.want)

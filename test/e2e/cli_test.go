@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -122,16 +123,37 @@ func TestCLI(t *testing.T) {
 		if stderr.String() != "second\n" {
 			t.Errorf("stderr %q, want the command's", stderr.String())
 		}
-		var res struct {
-			ExitCode int    `json:"exit_code"`
-			Stdout   string `json:"stdout"`
-		}
-		res = cliJSON[struct {
+		res := cliJSON[struct {
 			ExitCode int    `json:"exit_code"`
 			Stdout   string `json:"stdout"`
 		}](t, d, "exec", "cli-a", "--", "echo hi; exit 3")
 		if res.ExitCode != 3 || res.Stdout != "hi\n" {
 			t.Errorf("exec --json: %+v", res)
+		}
+	})
+
+	t.Run("an interrupted exec kills its command", func(t *testing.T) {
+		cmd := exec.Command(agentisoBinary(t), "--config", d.configPath, "exec", "cli-a", "--",
+			"echo started; sleep 6; touch /tmp/survived")
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(stdout)
+		if !sc.Scan() || sc.Text() != "started" {
+			t.Fatalf("first line: %q", sc.Text())
+		}
+		cmd.Process.Signal(syscall.SIGINT)
+		cmd.Wait()
+		if code := cmd.ProcessState.ExitCode(); code != 130 {
+			t.Errorf("interrupted exec: exit %d, want 130", code)
+		}
+		time.Sleep(8 * time.Second)
+		if got := d.cliOK(t, "exec", "cli-a", "--", "test -e /tmp/survived && echo survived || echo killed"); got != "killed\n" {
+			t.Errorf("the interrupted command %s", got)
 		}
 	})
 
