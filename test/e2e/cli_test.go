@@ -199,6 +199,10 @@ func TestCLI(t *testing.T) {
 		t.Errorf("the fork's /root/f = %q, want kept", got)
 	}
 
+	if stopped := cliJSON[dashWorkspace](t, d, "stop", "cli-b"); stopped.State != "stopped" {
+		t.Errorf("stop: %+v", stopped)
+	}
+
 	// Exit codes scripts can trust.
 	for _, tc := range []struct {
 		args []string
@@ -213,6 +217,7 @@ func TestCLI(t *testing.T) {
 		{[]string{"status", "no-such-ws"}, 3, "workspace"},
 		{[]string{"snapshot", "restore", "cli-a", "no-such-snap"}, 3, "snapshot"},
 		{[]string{"snapshot", "delete", "cli-a", "s1"}, 4, "fork"},
+		{[]string{"exec", "cli-b", "--", "true"}, 4, "not running"},
 		{[]string{"create", "cli-c", "--memory", "256"}, 7, "rate"},
 		{[]string{"ls", "--socket", filepath.Join(d.runDir, "nothing.sock")}, 8, "daemon"},
 	} {
