@@ -146,7 +146,7 @@ type Pool struct {
 // 0600, owned by root) or the environment variable named in its comment,
 // which wins when both are set. See LoadSecrets.
 type Secrets struct {
-	AdminTokenFile string `toml:"admin_token_file" comment:"The dashboard admin token. Empty: none (or $AGENTISO_ADMIN_TOKEN)."`
+	AdminTokenFile string `toml:"admin_token_file" comment:"The dashboard admin token (16+ characters). $AGENTISO_ADMIN_TOKEN wins over it. Neither: a dashboard on loopback generates one into <data_dir>/dashboard-token; on any other address it does not start."`
 }
 
 // Limits bound what clients may ask of the daemon. Tool calls fall into three
