@@ -214,10 +214,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if err != nil {
 		return nil, err
 	}
+	sw, err := d.newSwarm(cfg, git, log)
+	if err != nil {
+		return nil, err
+	}
 	d.mcpDeps = mcpserver.Deps{
 		Vault:      vaultDep,
 		Teams:      d.teams,
 		Git:        git,
+		Swarm:      sw,
 		Workspaces: d.manager,
 		Exec: mcpserver.ExecLimits{
 			DefaultTimeout:        cfg.Exec.DefaultTimeout(),
