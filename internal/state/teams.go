@@ -147,8 +147,18 @@ func (s *Store) SubTeams(ctx context.Context, name string) ([]string, error) {
 // descendants. Run it in the transaction that adds members, so the budget
 // check and the reservation are one step (finding H-10).
 func (t *Tx) TeamSubtreeVMs(ctx context.Context, name string) (int, error) {
+	return teamSubtreeVMs(ctx, t.tx, name)
+}
+
+// TeamSubtreeVMs counts the VMs reserved by team name and its descendants;
+// for a budget check use Tx.TeamSubtreeVMs.
+func (s *Store) TeamSubtreeVMs(ctx context.Context, name string) (int, error) {
+	return teamSubtreeVMs(ctx, s.r, name)
+}
+
+func teamSubtreeVMs(ctx context.Context, q querier, name string) (int, error) {
 	var n int
-	err := t.tx.QueryRowContext(ctx, `WITH RECURSIVE sub(name) AS (
+	err := q.QueryRowContext(ctx, `WITH RECURSIVE sub(name) AS (
 			SELECT ? UNION SELECT teams.name FROM teams JOIN sub ON teams.parent = sub.name)
 		SELECT COUNT(*) FROM team_members WHERE team IN (SELECT name FROM sub)`, name).Scan(&n)
 	if err != nil {

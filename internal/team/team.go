@@ -534,11 +534,10 @@ func (s *Service) status(ctx context.Context, c workspace.Caller, name string) (
 	if err != nil {
 		return nil, err
 	}
-	used := 0
-	_ = s.store.Tx(ctx, func(tx *state.Tx) error {
-		used, err = tx.TeamSubtreeVMs(ctx, name)
-		return err
-	})
+	used, err := s.store.TeamSubtreeVMs(ctx, name)
+	if err != nil {
+		return nil, err
+	}
 	info := &Info{Name: t.Name, State: string(t.State), ParentTeam: t.Parent, SubTeams: subs, MaxVMs: t.MaxVMs,
 		UsedVMs: used, Members: []Member{}, CreatedAt: t.CreatedAt}
 	if info.SubTeams == nil {
