@@ -511,3 +511,53 @@ func TestTeamPeerGroup(t *testing.T) {
 		t.Fatalf("a create the network refused left %d workspaces", f.ws.count())
 	}
 }
+
+// TestRecoverTasks: after a daemon restart a task that was running is
+// failed (its outcome is unknown and it is not run twice) and a queued one
+// runs.
+func TestRecoverTasks(t *testing.T) {
+	f := newFixture(t, Limits{})
+	ctx := context.Background()
+	if _, err := f.s.Create(ctx, f.caller, CreateRequest{Name: "t", Roles: roles("a")}); err != nil {
+		t.Fatal(err)
+	}
+	running, err := f.store.AddTask(ctx, state.TeamTask{Team: "t", Member: "a", TaskID: "was-running", Sender: "lead", Command: "echo 1", Workdir: "/root", TimeoutMs: 60000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := f.store.SetTaskRunning(ctx, running.ID); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if _, err := f.store.AddTask(ctx, state.TeamTask{Team: "t", Member: "a", TaskID: "was-queued", Sender: "lead", Command: "echo 2", Workdir: "/root", TimeoutMs: 60000}); err != nil {
+		t.Fatal(err)
+	}
+	var runs atomic.Int32
+	f.ws.exec = func(ctx context.Context, req workspace.ExecRequest) (*workspace.ExecResult, error) {
+		runs.Add(1)
+		return &workspace.ExecResult{Stdout: req.Command}, nil
+	}
+	if err := f.s.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]TaskResult{}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(got) < 2 && time.Now().Before(deadline) {
+		r, err := f.s.Receive(ctx, f.caller, "t", "a", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range r.DaemonResults {
+			got[x.TaskID] = x
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r := got["was-running"]; r.Status != "failed" || !strings.Contains(r.Error, "restarted") {
+		t.Fatalf("the interrupted task: %+v", r)
+	}
+	if r := got["was-queued"]; r.Status != "done" || r.Stdout != "echo 2" {
+		t.Fatalf("the queued task: %+v", r)
+	}
+	if runs.Load() != 1 {
+		t.Fatalf("%d commands ran; want only the queued one", runs.Load())
+	}
+}
