@@ -77,7 +77,11 @@ func TaskPath(p string) (team, task string, ok bool) {
 	if len(parts) != 4 || parts[0] != "teams" || parts[2] != "tasks" || !strings.HasSuffix(parts[3], ".md") || parts[3] == indexName {
 		return "", "", false
 	}
-	return parts[1], strings.TrimSuffix(parts[3], ".md"), true
+	team, task = parts[1], strings.TrimSuffix(parts[3], ".md")
+	if names.Validate("team", team) != nil || names.Validate("task", task) != nil {
+		return "", "", false
+	}
+	return team, task, true
 }
 
 // parseTask decodes a task note's frontmatter and checks its fields.
