@@ -145,6 +145,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		},
 		Transfer: workspace.TransferLimits{Dir: cfg.Server.TransferDir, MaxBytes: cfg.Files.MaxTransferBytes},
 		Logger:   log,
+		PauseAt:  os.Getenv(workspace.PauseAtEnv),
 	})
 	if err != nil {
 		return nil, err

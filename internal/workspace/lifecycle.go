@@ -71,6 +71,7 @@ func (m *Manager) Create(ctx context.Context, c Caller, req CreateRequest) (*Inf
 	if _, err := m.disks.Create(ctx, w.ID, m.image.RootfsPath(), size); err != nil {
 		return nil, fmt.Errorf("creating disk of %s: %w", w.ID, err)
 	}
+	m.pausePoint(ctx, "create.disk")
 	start := time.Now()
 	v, err := m.boot(ctx, w)
 	if err != nil {
@@ -82,6 +83,7 @@ func (m *Manager) Create(ctx context.Context, c Caller, req CreateRequest) (*Inf
 		return nil, err
 	}
 	bootMs := time.Since(start).Milliseconds()
+	m.pausePoint(ctx, "create.booted")
 
 	w, err = m.store.UpdateWorkspace(ctx, w.ID, func(r *state.Workspace) error {
 		r.State = state.WorkspaceRunning

@@ -80,6 +80,9 @@ type Options struct {
 	// Transfer confines file_transfer on the host (transfer.go).
 	Transfer TransferLimits
 	Logger   *slog.Logger
+	// PauseAt names a pause point for crash tests (pausepoint.go); empty
+	// outside tests.
+	PauseAt string
 }
 
 // Manager owns every workspace's lifecycle.
@@ -93,6 +96,7 @@ type Manager struct {
 	limits   Limits
 	transfer TransferLimits
 	log      *slog.Logger
+	pauseAt  string
 
 	mu sync.Mutex
 	// live holds the VMs of running workspaces, by workspace ID.
@@ -126,7 +130,8 @@ func New(o Options) (*Manager, error) {
 	return &Manager{
 		store: o.Store, runner: o.Runner, disks: o.Disks, image: o.Image,
 		runDir: o.RunDir, logDir: o.LogDir, limits: o.Limits, transfer: o.Transfer, log: o.Logger,
-		live: map[string]*vm.VM{}, locks: map[string]*sync.Mutex{}, stopping: map[string]bool{},
+		pauseAt: o.PauseAt,
+		live:    map[string]*vm.VM{}, locks: map[string]*sync.Mutex{}, stopping: map[string]bool{},
 	}, nil
 }
 
