@@ -68,6 +68,9 @@ type daemon struct {
 	logPath    string
 	exited     chan struct{}
 	opts       daemonOpts
+	// env is added to the environment of the daemon start starts (e.g. a
+	// pause point for a crash test).
+	env []string
 }
 
 // daemonOpts change how a test daemon runs.
@@ -138,6 +141,12 @@ func (d *daemon) start() {
 		d.cmd = exec.Command(os.Args[0], d.bin, "daemon", "--config", d.configPath)
 		d.cmd.Env = append(os.Environ(), hideCgroupsEnv+"=1")
 		d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Unshareflags: syscall.CLONE_NEWNS}
+	}
+	if len(d.env) > 0 {
+		if d.cmd.Env == nil {
+			d.cmd.Env = os.Environ()
+		}
+		d.cmd.Env = append(d.cmd.Env, d.env...)
 	}
 	d.cmd.Stdout = logf
 	d.cmd.Stderr = logf
