@@ -8,8 +8,9 @@ import "context"
 // check what the next daemon repairs. Unset (always, outside tests) every
 // pause point is inert: one string comparison.
 //
-// The points: create.disk (record "creating", disk made, no VM),
-// create.booted (VM running with its identity, record still "creating"),
+// The points: create.started (record "creating", disk made, VM started,
+// guest not yet given its identity), create.booted (VM running with its
+// identity, record still "creating"),
 // snapshot.recorded (record "creating", nothing frozen), snapshot.saved
 // (layer frozen and memory saved, VM still paused, record "creating"),
 // fork.disks (fork records "creating", their disks made, no VM) and

@@ -21,6 +21,8 @@ func (m *Manager) Recover(ctx context.Context) error {
 	if err := m.disks.Repair(ctx); err != nil {
 		return fmt.Errorf("repairing disks: %w", err)
 	}
+	// Before anything prunes: the template's layer is pinned.
+	m.loadTemplate(ctx)
 	ws, err := m.store.ListWorkspaces(ctx, state.WorkspaceFilter{})
 	if err != nil {
 		return fmt.Errorf("listing workspaces: %w", err)

@@ -537,6 +537,9 @@ func (m *Manager) pruneLayers(ctx context.Context) {
 		p.Memory = p.Memory || s.Memory
 		pins[s.Layer] = p
 	}
+	for _, l := range m.templatePins() {
+		pins[l] = storage.Pin{Memory: true}
+	}
 	removed, err := m.disks.Prune(ctx, pins)
 	if err != nil {
 		m.log.Error("pruning layers", "err", err)

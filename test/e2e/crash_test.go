@@ -72,7 +72,7 @@ func TestCrashRepairAtEveryStep(t *testing.T) {
 		point, tool string
 		args        map[string]any
 	}{
-		{"create.disk", "workspace_create", map[string]any{"name": "crash-new-1", "memory_mb": 256}},
+		{"create.started", "workspace_create", map[string]any{"name": "crash-new-1", "memory_mb": 256}},
 		{"create.booted", "workspace_create", map[string]any{"name": "crash-new-2", "memory_mb": 256}},
 		{"snapshot.recorded", "snapshot", map[string]any{"workspace_id": "crash-src", "action": "create", "name": "s1", "include_memory": true}},
 		{"snapshot.saved", "snapshot", map[string]any{"workspace_id": "crash-src", "action": "create", "name": "s2", "include_memory": true}},

@@ -78,6 +78,8 @@ type daemonOpts struct {
 	// hideCgroups runs the daemon in a mount namespace of its own where
 	// /sys/fs/cgroup is an empty tmpfs: a host without usable cgroups.
 	hideCgroups bool
+	// vm is more keys of [vm].
+	vm string
 }
 
 // startDaemon writes a config for a private daemon and starts it. extra is
@@ -120,7 +122,12 @@ dir = %q
 [vm]
 boot_timeout_secs = 90
 stop_timeout_secs = 10
-`, filepath.Join(d.dir, "data"), runDir, d.socket, filepath.Join(d.dir, "transfer"), server, testenv.ImageDir())
+%s`, filepath.Join(d.dir, "data"), runDir, d.socket, filepath.Join(d.dir, "transfer"), server, testenv.ImageDir(), opts.vm)
+	// The memory template costs a boot at every daemon start: only the
+	// tests that ask for it ([pool] in extra) build one.
+	if !strings.Contains(extra, "[pool]") {
+		cfg += "\n[pool]\ntemplate = false\n"
+	}
 	if err := os.WriteFile(d.configPath, []byte(cfg+extra), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +340,7 @@ func scanLines(path string) []string {
 
 // sh runs a setup script in a workspace through the exec tool and returns
 // its trimmed stdout; a non-zero exit fails the test.
-func sh(ctx context.Context, t *testing.T, s *mcp.ClientSession, ws, script string) string {
+func sh(ctx context.Context, t testing.TB, s *mcp.ClientSession, ws, script string) string {
 	t.Helper()
 	r := call[execResult](ctx, t, s, "exec", map[string]any{"workspace_id": ws, "command": "set -e\n" + script, "timeout_secs": 120})
 	if r.ExitCode != 0 {
