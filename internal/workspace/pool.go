@@ -332,3 +332,11 @@ func (m *Manager) drainPool() {
 		m.log.Info("warm pool drained", "vms", len(ready))
 	}
 }
+
+// PoolStatus reports how many pool VMs are ready and how many the pool
+// aims for.
+func (m *Manager) PoolStatus() (ready, target int) {
+	m.poolMu.Lock()
+	defer m.poolMu.Unlock()
+	return len(m.ps.ready), m.poolTarget()
+}

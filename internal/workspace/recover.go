@@ -84,8 +84,16 @@ func (m *Manager) reapOrphans(ctx context.Context) {
 			seen[id] = true
 		}
 	}
+	// Orphan VMs are pool or template VMs: the default size, which the
+	// re-attach sets up its cgroup for before the kill.
+	res := m.templateResources()
 	for id := range seen {
-		if v, err := m.runner.Attach(ctx, m.spec(state.Workspace{ID: id}, "")); err == nil {
+		v, err := m.runner.Attach(ctx, m.spec(state.Workspace{ID: id, VCPUs: res.VCPUs, MemoryMB: res.MemoryMB}, ""))
+		if err != nil && !errdefs.Is(err, errdefs.NotFound) {
+			// Attach kills a VM it identified but could not set up.
+			m.log.Warn("an orphan VM could not be re-attached; it was stopped", "vm", id, "err", err)
+		}
+		if err == nil {
 			m.log.Warn("killing an orphan VM no workspace owns (warm pool, template or interrupted create)", "vm", id, "pid", v.PID())
 			m.mu.Lock()
 			m.stopping[id] = true

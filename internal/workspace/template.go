@@ -273,7 +273,8 @@ func (m *Manager) discardVM(id string, v *vm.VM) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if v == nil {
-		v, _ = m.runner.Attach(ctx, m.spec(state.Workspace{ID: id}, ""))
+		res := m.templateResources() // the size of every template and pool VM
+		v, _ = m.runner.Attach(ctx, m.spec(state.Workspace{ID: id, VCPUs: res.VCPUs, MemoryMB: res.MemoryMB}, ""))
 	}
 	if v != nil {
 		if err := v.Kill(); err != nil {
