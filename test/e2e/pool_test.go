@@ -88,6 +88,13 @@ func TestCreateFromMemoryTemplate(t *testing.T) {
 		t.Errorf("tmpl-a: /root/own = %q", got)
 	}
 	call[map[string]any](ctx, t, s, "workspace_destroy", map[string]any{"workspace_id": "tmpl-b"})
+	// A workspace made from the template also boots cold from its disk
+	// (the template's frozen layer was never cleanly unmounted).
+	call[map[string]any](ctx, t, s, "workspace_stop", map[string]any{"workspace_id": "tmpl-a"})
+	call[map[string]any](ctx, t, s, "workspace_start", map[string]any{"workspace_id": "tmpl-a"})
+	if got := sh(ctx, t, s, "tmpl-a", "cat /root/own; hostname; cat /etc/machine-id"); got != "mine-tmpl-a\ntmpl-a\n"+ids["tmpl-a"] {
+		t.Errorf("tmpl-a after a stop and a cold start: %q", got)
+	}
 
 	// Another size: a cold boot, with the reason logged.
 	w := call[poolWS](ctx, t, s, "workspace_create", map[string]any{"name": "tmpl-cold", "memory_mb": 320})
