@@ -136,6 +136,28 @@ func TestCreateFromMemoryTemplate(t *testing.T) {
 	if pids := d.qemuPIDs(); len(pids) != 0 {
 		t.Errorf("QEMU still running: %v", pids)
 	}
+
+	// A template made for something else (another image, guest, QEMU or
+	// default size: its key differs) is stale: the next start drops it,
+	// its files go, and a new one is built.
+	s.Close()
+	d.stop()
+	old := layerStoreFiles(t, d)
+	path := filepath.Join(d.dir, "data", "templates", "template.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(string(b), `"key":"`, `"key":"0`, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.start()
+	waitLog(t, d, "memory template is stale", 0, time.Minute)
+	waitLog(t, d, "memory template built", 1, 5*time.Minute)
+	checkLayerStore(ctx, t, d)
+	if files := layerStoreFiles(t, d); len(files) != 2 || slices.Contains(files, old[0]) || slices.Contains(files, old[1]) {
+		t.Errorf("after the stale template was replaced the layer store holds %v (before: %v)", files, old)
+	}
 }
 
 // TestH11_WarmPoolCountsAgainstMaxTotalVMs: workspace_create with
