@@ -276,6 +276,11 @@ func (m *Manager) bootPooled(ctx context.Context) (_ *pooled, err error) {
 // not adopted.
 func (m *Manager) startFresh(ctx context.Context, w state.Workspace, res Resources) (*vm.VM, error) {
 	t, why := m.templateFor(res)
+	if t != nil && t.NIC != (m.spec(w, "").Net != nil) {
+		// Networking seam: a workspace with a network interface cannot
+		// resume a state saved without one (or the reverse).
+		t, why = nil, "the memory template's network interface does not match this workspace's"
+	}
 	if t != nil {
 		v, err := m.restoreTemplate(ctx, w, t)
 		if err == nil {

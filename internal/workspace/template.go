@@ -48,7 +48,10 @@ type template struct {
 	Layer string `json:"layer"`
 	// Resources is the VM size the state has: the only size it serves.
 	Resources Resources `json:"resources"`
-	Created   time.Time `json:"created"`
+	// NIC says whether the saved VM had a network interface: a saved
+	// state restores only into a VM with the same devices.
+	NIC     bool      `json:"nic"`
+	Created time.Time `json:"created"`
 }
 
 // templateResources is the size of the template: the configured defaults,
@@ -217,7 +220,8 @@ func (m *Manager) buildTemplate(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("creating the template disk: %w", err)
 	}
-	v, err := m.runner.Start(ctx, m.spec(state.Workspace{ID: id, VCPUs: res.VCPUs, MemoryMB: res.MemoryMB}, disk))
+	spec := m.spec(state.Workspace{ID: id, VCPUs: res.VCPUs, MemoryMB: res.MemoryMB}, disk)
+	v, err := m.runner.Start(ctx, spec)
 	if err != nil {
 		return fmt.Errorf("booting the template VM: %w", err)
 	}
@@ -252,7 +256,7 @@ func (m *Manager) buildTemplate(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("saving the template memory: %w", err)
 	}
-	t := &template{Key: m.templateKey(res), Layer: frozen, Resources: res, Created: time.Now().UTC()}
+	t := &template{Key: m.templateKey(res), Layer: frozen, Resources: res, NIC: spec.Net != nil, Created: time.Now().UTC()}
 	if err := writeFileAtomic(filepath.Join(m.template.Dir, templateFile), t); err != nil {
 		return err
 	}
