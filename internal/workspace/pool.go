@@ -2,7 +2,7 @@ package workspace
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -299,7 +299,7 @@ func (m *Manager) startFresh(ctx context.Context, w state.Workspace, res Resourc
 	}
 	disk, err := m.disks.Create(ctx, w.ID, m.image.RootfsPath(), m.diskBytes(res))
 	if err != nil {
-		return nil, errors.Join(errors.New("creating disk of "+w.ID), err)
+		return nil, fmt.Errorf("creating disk of %s: %w", w.ID, err)
 	}
 	return m.runner.Start(ctx, m.spec(w, disk))
 }
