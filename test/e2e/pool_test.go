@@ -118,7 +118,13 @@ func TestCreateFromMemoryTemplate(t *testing.T) {
 	if got := sh(ctx, t, s, "tmpl-a", "cat /root/own"); got != "mine-tmpl-a" {
 		t.Errorf("tmpl-a after a restart: /root/own = %q", got)
 	}
-	call[poolWS](ctx, t, s, "workspace_create", map[string]any{"name": "tmpl-c"})
+	// from_pool without a pool: an ordinary create (here from the template).
+	if w := call[poolWS](ctx, t, s, "workspace_create", map[string]any{"name": "tmpl-c", "from_pool": true}); w.FromPool || w.State != "running" {
+		t.Errorf("from_pool with the pool disabled = %+v", w)
+	}
+	if !strings.Contains(d.log(), "the warm pool is disabled (pool.enabled)") {
+		t.Error("from_pool with the pool disabled logged no reason")
+	}
 	if n := strings.Count(d.log(), "memory template built"); n != 1 {
 		t.Errorf("the template was built %d times, want once", n)
 	}
