@@ -105,10 +105,11 @@ type Manager struct {
 
 	// tmpl is the built memory template, tmplPending the layer of the one
 	// being built; tmplKick wakes the builder.
-	tmplMu      sync.Mutex
-	tmpl        *template
-	tmplPending string
-	tmplKick    chan struct{}
+	tmplMu       sync.Mutex
+	tmpl         *template
+	tmplPending  string
+	tmplBuilding bool
+	tmplKick     chan struct{}
 	// ps is the warm pool; poolKick wakes its filler. Lock order: a state
 	// transaction, then poolMu.
 	poolMu   sync.Mutex
@@ -341,6 +342,9 @@ func (m *Manager) StartBackground() {
 	ctx, cancel := context.WithCancel(context.Background())
 	m.stopBackground = cancel
 	if m.template.Enabled {
+		m.tmplMu.Lock()
+		m.tmplBuilding = m.tmpl == nil // before the pool looks
+		m.tmplMu.Unlock()
 		m.background.Go(func() { m.templateLoop(ctx) })
 	}
 	if m.poolTarget() > 0 {

@@ -190,6 +190,7 @@ func (m *Manager) kickPool() {
 // check wake it.
 func (m *Manager) poolLoop(ctx context.Context) {
 	for {
+		m.awaitTemplate(ctx)
 		for ctx.Err() == nil && m.reservePoolSlot(ctx, true) {
 			fctx, cancel := context.WithCancel(ctx)
 			m.poolMu.Lock()

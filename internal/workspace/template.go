@@ -184,7 +184,10 @@ func (m *Manager) templateLoop(ctx context.Context) {
 		have := m.tmpl != nil
 		m.tmplMu.Unlock()
 		if !have {
-			if err := m.buildTemplate(ctx); err != nil && ctx.Err() == nil {
+			m.setBuilding(true)
+			err := m.buildTemplate(ctx)
+			m.setBuilding(false)
+			if err != nil && ctx.Err() == nil {
 				m.log.Error("building the memory template; creates boot cold meanwhile", "err", err)
 				select { // do not spin on a persistent failure
 				case <-ctx.Done():
@@ -199,6 +202,35 @@ func (m *Manager) templateLoop(ctx context.Context) {
 		}
 	}
 }
+
+func (m *Manager) setBuilding(b bool) {
+	m.tmplMu.Lock()
+	m.tmplBuilding = b
+	m.tmplMu.Unlock()
+}
+
+// awaitTemplate waits, at most templateWait, while the template is being
+// built: the pool's VMs then come from it, and the two boots do not share
+// the host's CPUs.
+func (m *Manager) awaitTemplate(ctx context.Context) {
+	deadline := time.Now().Add(templateWait)
+	for time.Now().Before(deadline) {
+		m.tmplMu.Lock()
+		building := m.tmplBuilding
+		m.tmplMu.Unlock()
+		if !building {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// templateWait bounds how long the pool waits for a template build.
+const templateWait = 3 * time.Minute
 
 // buildTemplate boots a VM of the template size on a fresh disk, pauses it
 // as soon as its guest answers, freezes its disk and saves its memory with
