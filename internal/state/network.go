@@ -150,7 +150,9 @@ func (s *Store) DeleteLease(ctx context.Context, ip netip.Addr) error {
 
 // NetPolicy returns workspace id's policy; a workspace that never had one
 // set has the zero policy.
-func (t *Tx) NetPolicy(ctx context.Context, id string) (NetPolicy, error) { return netPolicy(ctx, t.tx, id) }
+func (t *Tx) NetPolicy(ctx context.Context, id string) (NetPolicy, error) {
+	return netPolicy(ctx, t.tx, id)
+}
 
 // NetPolicy returns workspace id's policy; see Tx.NetPolicy.
 func (s *Store) NetPolicy(ctx context.Context, id string) (NetPolicy, error) {
