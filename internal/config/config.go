@@ -40,6 +40,7 @@ type Config struct {
 	Image     Image     `toml:"image" comment:"The guest image built by 'agentiso init' and 'agentiso image build'."`
 	Resources Resources `toml:"resources" comment:"Workspace sizes: the defaults a create request gets and the maxima it may ask for."`
 	Exec      Exec      `toml:"exec" comment:"Commands run in workspaces."`
+	Network   Network   `toml:"network" comment:"Workspace networking: bridge, addresses, internet access, port forwards."`
 }
 
 // Server configures the daemon process.
@@ -135,6 +136,7 @@ func Default() Config {
 			DefaultMaxOutputBytes: 256 << 10,
 			MaxOutputBytes:        4 << 20,
 		},
+		Network: defaultNetwork(),
 	}
 }
 

@@ -134,6 +134,19 @@ func TestValidate(t *testing.T) {
 		{"exec output above protocol cap", func(c *Config) { c.Exec.MaxOutputBytes = 1 << 30 }, "exec.max_output_bytes: 1073741824 is above the maximum 16777216"},
 		{"exec default output above max", func(c *Config) { c.Exec.DefaultMaxOutputBytes = 8 << 20 }, "exec.default_max_output_bytes: 8388608 is above exec.max_output_bytes (4194304)"},
 		{"zero exec output", func(c *Config) { c.Exec.DefaultMaxOutputBytes = 0 }, "exec.default_max_output_bytes: 0 is below the minimum 1"},
+		{"bridge name with a quote", func(c *Config) { c.Network.Bridge = `br"x` }, "network.bridge:"},
+		{"long bridge name", func(c *Config) { c.Network.Bridge = "bridge-of-agentiso" }, "network.bridge:"},
+		{"ipv6 subnet", func(c *Config) { c.Network.Subnet = "fd00::/64" }, `network.subnet: "fd00::/64" is not an IPv4 prefix`},
+		{"tiny subnet", func(c *Config) { c.Network.Subnet = "10.0.0.0/30" }, "network.subnet:"},
+		{"host interface with space", func(c *Config) { c.Network.HostInterfaces = []string{"eth0", "eth 1"} }, "network.host_interfaces[1]:"},
+		{"host interface is the bridge", func(c *Config) { c.Network.HostInterfaces = []string{"br-agentiso"} }, "network.host_interfaces[0]:"},
+		{"dns not an address", func(c *Config) { c.Network.DNSServers = []string{"dns.google"} }, `network.dns_servers[0]: "dns.google" is not an IPv4 address`},
+		{"four dns servers", func(c *Config) { c.Network.DNSServers = []string{"1.1.1.1", "1.0.0.1", "8.8.8.8", "8.8.4.4"} }, "network.dns_servers: 4 servers"},
+		{"privileged forward range", func(c *Config) { c.Network.ForwardPortMin = 80 }, "network.forward_port_min: 80 is below the minimum 1024"},
+		{"inverted forward range", func(c *Config) { c.Network.ForwardPortMin = 30000 }, "network.forward_port_min: 30000 is above network.forward_port_max (29999)"},
+		{"bad reserved port", func(c *Config) { c.Network.ReservedPorts = []int{70000} }, "network.reserved_ports[0]: 70000 is above the maximum 65535"},
+		{"bad service port", func(c *Config) { c.Network.VMServicePorts = []int{0} }, "network.vm_service_ports[0]: 0 is below the minimum 1"},
+		{"network off", func(c *Config) { c.Network.Enabled = false }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
