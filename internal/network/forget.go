@@ -152,3 +152,13 @@ func neighboursOf(ip netip.Addr, mac net.HardwareAddr) ([]netlink.Neigh, error) 
 	}
 	return out, nil
 }
+
+// ForgetFlows removes the connection-tracking entries that involve ip, so
+// that a policy change (internet access taken away) also ends the
+// connections the old policy let through.
+func (h *Host) ForgetFlows(ip netip.Addr) error {
+	if !ip.Is4() {
+		return fmt.Errorf("forget flows: %v is not an IPv4 address", ip)
+	}
+	return h.do(func() error { return forgetFlows(ip) })
+}
