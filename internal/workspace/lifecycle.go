@@ -9,6 +9,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/agentiso/agentiso/internal/cleanup"
 	"github.com/agentiso/agentiso/internal/errdefs"
 	"github.com/agentiso/agentiso/internal/names"
@@ -36,9 +38,9 @@ func (m *Manager) Create(ctx context.Context, c Caller, req CreateRequest) (*Inf
 	if req.BaseImage != "" && req.BaseImage != m.image.Manifest.Name {
 		return nil, errdefs.Invalidf("base_image: only %q is available on this host", m.image.Manifest.Name)
 	}
-	allowInternet := false
-	if req.AllowInternet != nil && *req.AllowInternet {
-		return nil, errdefs.Unavailablef("allow_internet: workspace networking is not available yet on this host")
+	allowInternet, err := m.allowInternet(req.AllowInternet)
+	if err != nil {
+		return nil, err
 	}
 
 	var w state.Workspace
@@ -57,11 +59,15 @@ func (m *Manager) Create(ctx context.Context, c Caller, req CreateRequest) (*Inf
 		if all >= m.limits.MaxTotalVMs {
 			return errdefs.Quotaf("the host already runs %d workspaces, the most allowed (vm.max_total_vms)", all)
 		}
-		w, err = tx.CreateWorkspace(ctx, state.Workspace{
-			Name: req.Name, Owner: c.SessionID, State: state.WorkspaceCreating,
+		rec := state.Workspace{
+			ID: uuid.NewString(), Name: req.Name, Owner: c.SessionID, State: state.WorkspaceCreating,
 			BaseImage: m.image.Manifest.Name, VCPUs: res.VCPUs, MemoryMB: res.MemoryMB, DiskGB: res.DiskGB,
 			AllowInternet: allowInternet,
-		})
+		}
+		if err := m.allocateAddress(ctx, tx, &rec); err != nil {
+			return err
+		}
+		w, err = tx.CreateWorkspace(ctx, rec)
 		return err
 	})
 	if err != nil {
@@ -73,6 +79,9 @@ func (m *Manager) Create(ctx context.Context, c Caller, req CreateRequest) (*Inf
 	cu := cleanup.Make()
 	defer cu.Clean()
 	cu.Add(func() { m.forget(w.ID) })
+	if err := m.syncRules(ctx); err != nil {
+		return nil, err
+	}
 
 	size := int64(res.DiskGB) * gib
 	if size < m.image.Manifest.RootfsVirtualSize {
@@ -118,6 +127,7 @@ func (m *Manager) forget(id string) {
 			m.log.Error("killing VM", "workspace", id, "err", err)
 		}
 	}
+	freed, forgotten := m.releaseNetwork(ctx, id)
 	if err := m.disks.Destroy(ctx, id); err != nil {
 		m.log.Error("removing disk", "workspace", id, "err", err)
 	}
@@ -125,6 +135,8 @@ func (m *Manager) forget(id string) {
 	os.RemoveAll(m.spec(state.Workspace{ID: id}, "").RunDir)
 	if err := m.store.DeleteWorkspace(ctx, id); err != nil && !errdefs.Is(err, errdefs.NotFound) {
 		m.log.Error("deleting workspace record", "workspace", id, "err", err)
+	} else if forgotten {
+		m.freeLease(ctx, freed)
 	}
 	m.mu.Lock()
 	delete(m.locks, id)
@@ -178,6 +190,9 @@ func (m *Manager) Start(ctx context.Context, c Caller, ref string) (*Info, error
 	default:
 		return nil, errdefs.Conflictf("workspace_id: the workspace is %s and cannot be started", displayState(w.State))
 	}
+	if w, err = m.ensureAddress(ctx, w); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	v, err := m.boot(ctx, w)
 	if err != nil {
@@ -224,6 +239,7 @@ func (m *Manager) Stop(ctx context.Context, c Caller, ref string) (*Info, error)
 			return nil, fmt.Errorf("stopping %s: %w", w.ID, err)
 		}
 	}
+	m.dropTAP(w)
 	w, err = m.store.UpdateWorkspace(ctx, w.ID, func(r *state.Workspace) error {
 		r.State = state.WorkspaceStopped
 		r.PID = 0
@@ -322,6 +338,7 @@ func (m *Manager) info(ctx context.Context, w state.Workspace, owned bool) *Info
 	if w.ForkedFrom != nil {
 		i.ForkedFrom = &ForkedFrom{SourceWorkspaceID: w.ForkedFrom.WorkspaceID, SnapshotName: w.ForkedFrom.SnapshotName}
 	}
+	m.networkInfo(ctx, w, i)
 	if u, err := m.disks.Usage(ctx, w.ID); err == nil {
 		i.DiskUsedBytes = u.Allocated
 	}

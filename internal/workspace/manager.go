@@ -67,7 +67,10 @@ type Options struct {
 	// logs; they outlive the VM and go with the workspace.
 	LogDir string
 	Limits Limits
-	Logger *slog.Logger
+	// Network, when set, gives every workspace a network interface on the
+	// bridge; nil means workspaces have none.
+	Network *NetworkOptions
+	Logger  *slog.Logger
 }
 
 // Manager owns every workspace's lifecycle.
@@ -79,6 +82,7 @@ type Manager struct {
 	runDir string
 	logDir string
 	limits Limits
+	net    *netState
 	log    *slog.Logger
 
 	mu sync.Mutex
@@ -104,9 +108,13 @@ func New(o Options) (*Manager, error) {
 			return nil, fmt.Errorf("creating %s: %w", d, err)
 		}
 	}
+	ns, err := newNetState(o.Network)
+	if err != nil {
+		return nil, err
+	}
 	return &Manager{
 		store: o.Store, runner: o.Runner, disks: o.Disks, image: o.Image,
-		runDir: o.RunDir, logDir: o.LogDir, limits: o.Limits, log: o.Logger,
+		runDir: o.RunDir, logDir: o.LogDir, limits: o.Limits, net: ns, log: o.Logger,
 		live: map[string]*vm.VM{}, locks: map[string]*sync.Mutex{}, stopping: map[string]bool{},
 	}, nil
 }
@@ -182,6 +190,7 @@ func (m *Manager) spec(w state.Workspace, disk string) vm.Spec {
 		Disk:       disk,
 		RunDir:     filepath.Join(m.runDir, w.ID),
 		LogDir:     m.logsOf(w.ID),
+		Net:        m.netSpec(w),
 	}
 }
 
@@ -193,6 +202,9 @@ func (m *Manager) boot(ctx context.Context, w state.Workspace) (*vm.VM, error) {
 	disk, err := m.disks.Path(w.ID)
 	if err != nil {
 		return nil, fmt.Errorf("finding disk of %s: %w", w.ID, err)
+	}
+	if err := m.prepareTAP(w); err != nil {
+		return nil, err
 	}
 	v, err := m.runner.Start(ctx, m.spec(w, disk))
 	if err != nil {
@@ -212,7 +224,7 @@ func (m *Manager) configure(ctx context.Context, v *vm.VM, w state.Workspace) er
 	if !ok {
 		return errors.New("guest channel does not support configure")
 	}
-	if err := g.Configure(ctx, protocol.Configure{Hostname: Hostname(w.Name)}); err != nil {
+	if err := g.Configure(ctx, protocol.Configure{Hostname: Hostname(w.Name), Network: m.guestNet(w)}); err != nil {
 		return fmt.Errorf("configuring guest of %s: %w", w.ID, err)
 	}
 	return nil
@@ -243,7 +255,7 @@ func (m *Manager) watch(id string, v *vm.VM) {
 	defer unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := m.store.UpdateWorkspace(ctx, id, func(w *state.Workspace) error {
+	w, err := m.store.UpdateWorkspace(ctx, id, func(w *state.Workspace) error {
 		if w.State != state.WorkspaceRunning || w.PID != v.PID() {
 			return errUnchanged
 		}
@@ -257,6 +269,7 @@ func (m *Manager) watch(id string, v *vm.VM) {
 		return
 	}
 	if err == nil {
+		m.dropTAP(w)
 		m.log.Warn("workspace VM exited unexpectedly", "workspace", id)
 	}
 }

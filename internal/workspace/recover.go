@@ -15,6 +15,9 @@ import (
 // that never finished are undone, and destroys that never finished are
 // finished. No workspace that was acknowledged is lost.
 func (m *Manager) Recover(ctx context.Context) error {
+	if err := m.recoverNetwork(ctx); err != nil {
+		return fmt.Errorf("restoring network rules: %w", err)
+	}
 	ws, err := m.store.ListWorkspaces(ctx, state.WorkspaceFilter{})
 	if err != nil {
 		return fmt.Errorf("listing workspaces: %w", err)
@@ -35,8 +38,10 @@ func (m *Manager) Recover(ctx context.Context) error {
 				m.log.Warn("stopping a VM left running by an interrupted stop", "workspace", w.ID)
 				_ = m.stopVM(ctx, w.ID, v, false)
 			}
+			m.dropTAP(w)
 		}
 	}
+	m.finishReleases(ctx)
 	return nil
 }
 
@@ -51,6 +56,7 @@ func (m *Manager) reattach(ctx context.Context, w state.Workspace) {
 	if err != nil {
 		m.log.Warn("workspace VM not running after restart", "workspace", w.ID, "err", err)
 		m.markStopped(ctx, w.ID, "the VM was not running when the daemon started: "+errdefs.Public(err))
+		m.dropTAP(w)
 		return
 	}
 	if v.PID() != w.PID {

@@ -44,22 +44,24 @@ type ForkedFrom struct {
 
 // Info is a workspace as tools and the dashboard show it.
 type Info struct {
-	ID            string      `json:"workspace_id"`
-	Name          string      `json:"name"`
-	State         string      `json:"state"`
-	IP            string      `json:"ip"`
-	BaseImage     string      `json:"base_image"`
-	Resources     Resources   `json:"resources"`
-	Network       Network     `json:"network"`
-	Owned         bool        `json:"owned"`
-	CreatedAt     time.Time   `json:"created_at"`
-	StartedAt     *time.Time  `json:"started_at,omitempty"`
-	UptimeSecs    int64       `json:"uptime_secs"`
-	BootTimeMs    int64       `json:"boot_time_ms"`
-	FromPool      bool        `json:"from_pool"`
-	ForkedFrom    *ForkedFrom `json:"forked_from,omitempty"`
-	DiskUsedBytes int64       `json:"disk_used_bytes"`
-	LastError     string      `json:"last_error,omitempty"`
+	ID         string      `json:"workspace_id"`
+	Name       string      `json:"name"`
+	State      string      `json:"state"`
+	IP         string      `json:"ip"`
+	BaseImage  string      `json:"base_image"`
+	Resources  Resources   `json:"resources"`
+	Network    Network     `json:"network"`
+	Owned      bool        `json:"owned"`
+	CreatedAt  time.Time   `json:"created_at"`
+	StartedAt  *time.Time  `json:"started_at,omitempty"`
+	UptimeSecs int64       `json:"uptime_secs"`
+	BootTimeMs int64       `json:"boot_time_ms"`
+	FromPool   bool        `json:"from_pool"`
+	ForkedFrom *ForkedFrom `json:"forked_from,omitempty"`
+	// PortForwards are the workspace's forwards from host ports.
+	PortForwards  []PortForwardInfo `json:"port_forwards"`
+	DiskUsedBytes int64             `json:"disk_used_bytes"`
+	LastError     string            `json:"last_error,omitempty"`
 }
 
 // ExecRequest is one command for exec.
