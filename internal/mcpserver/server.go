@@ -42,7 +42,9 @@ type ExecLimits struct {
 // Deps is what the tools need from the daemon.
 type Deps struct {
 	Workspaces Workspaces
-	Exec       ExecLimits
+	// Network, when set, adds the networking tools.
+	Network Network
+	Exec    ExecLimits
 	// Audit, when set, receives every tool call.
 	Audit  func(ctx context.Context, r AuditRecord)
 	Logger *slog.Logger
@@ -130,4 +132,5 @@ func (t *tools) register(s *mcp.Server) {
 	t.registerWorkspaceTools(s)
 	t.registerExecTools(s)
 	t.registerFileTools(s)
+	t.registerNetworkTools(s)
 }
