@@ -88,6 +88,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if err != nil {
 		return nil, err
 	}
+	netOpts, err := setupNetwork(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	d.manager, err = workspace.New(workspace.Options{
 		Store: store, Runner: runner, Disks: disks, Image: img,
 		RunDir: cfg.VMRunDir(), LogDir: cfg.WorkspacesDir(),
@@ -99,7 +103,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 			MaxTotalVMs:             cfg.VM.MaxTotalVMs,
 			MinMemoryMB:             config.MinMemoryMB,
 		},
-		Logger: log,
+		Network: netOpts,
+		Logger:  log,
 	})
 	if err != nil {
 		return nil, err
@@ -109,6 +114,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	}
 	d.mcpDeps = mcpserver.Deps{
 		Workspaces: d.manager,
+		Network:    d.manager,
 		Exec: mcpserver.ExecLimits{
 			DefaultTimeout:        cfg.Exec.DefaultTimeout(),
 			MaxTimeout:            cfg.Exec.MaxTimeout(),
