@@ -64,14 +64,25 @@ type daemon struct {
 	cmd        *exec.Cmd
 	logPath    string
 	exited     chan struct{}
+	// netns is the network namespace the daemon (and so its bridge, TAPs,
+	// rules and QEMUs) runs in: the test's own, deleted with it.
+	netns string
 }
 
-// startDaemon writes a config for a private daemon and starts it. extra is
-// appended to the config (more sections or overrides).
+// startDaemon writes a config for a private daemon and starts it in a
+// network namespace of its own. extra is appended to the config (more
+// sections or overrides).
 func startDaemon(t *testing.T, extra string) *daemon {
 	t.Helper()
-	testenv.Require(t, "root", "qemu", "image")
-	d := &daemon{t: t, bin: agentisoBinary(t), dir: t.TempDir()}
+	return startDaemonIn(t, extra, nil)
+}
+
+// startDaemonIn is startDaemon with prepare run on the daemon's network
+// namespace before the daemon starts (to give it interfaces).
+func startDaemonIn(t *testing.T, extra string, prepare func(netns string)) *daemon {
+	t.Helper()
+	testenv.Require(t, "root", "qemu", "image", "netns", "nft")
+	d := &daemon{t: t, bin: agentisoBinary(t), dir: t.TempDir(), netns: newNetns(t, "agd")}
 	// Unix socket paths must stay short: keep the run dir directly in /tmp.
 	runDir, err := os.MkdirTemp("/tmp", "ag")
 	if err != nil {
@@ -98,6 +109,9 @@ stop_timeout_secs = 10
 	if err := os.WriteFile(d.configPath, []byte(cfg+extra), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if prepare != nil {
+		prepare(d.netns)
+	}
 	d.start()
 	t.Cleanup(d.cleanup)
 	return d
@@ -109,7 +123,8 @@ func (d *daemon) start() {
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	d.cmd = exec.Command(d.bin, "daemon", "--config", d.configPath)
+	// ip netns exec execs the daemon in place: d.cmd's PID is the daemon's.
+	d.cmd = exec.Command("ip", "netns", "exec", d.netns, d.bin, "daemon", "--config", d.configPath)
 	d.cmd.Stdout = logf
 	d.cmd.Stderr = logf
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
