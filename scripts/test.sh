@@ -28,4 +28,4 @@ go test -count=1 -timeout 25m ./...
 go test -count=1 -race -timeout 15m ./internal/channel/ ./internal/guest/ ./internal/state/ ./internal/workspace/ ./internal/daemon/ ./internal/protocol/
 
 echo "== benchmarks (short mode)"
-go test -run '^$' -bench . -benchtime 1x -timeout 10m ./internal/vm/ ./internal/channel/
+go test -run '^$' -bench . -benchtime 1x -timeout 20m ./internal/vm/ ./internal/channel/ ./test/e2e/

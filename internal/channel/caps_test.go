@@ -89,6 +89,56 @@ func TestM22_HostStreamCap(t *testing.T) {
 	}
 }
 
+// The daemon's cap across all VMs: requests to one VM can hold every shared
+// slot, and a request to another VM then waits for one, bounded by its
+// context, however free that VM's own cap is (M-22's global part).
+func TestM22_GlobalStreamCap(t *testing.T) {
+	shared := channel.NewStreamLimit(2)
+	a := newPair(t, guest.Options{}, channel.Options{MaxStreams: 10, Shared: shared})
+	b := newPair(t, guest.Options{}, channel.Options{MaxStreams: 10, Shared: shared})
+	first := running(t, a.c)
+	running(t, a.c)
+	if n := shared.InUse(); n != 2 {
+		t.Fatalf("shared slots in use = %d, want 2", n)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := b.c.Ping(ctx)
+	if !errdefs.Is(err, errdefs.Timeout) || !strings.Contains(err.Error(), "host-wide limit") {
+		t.Fatalf("ping to another VM beyond the shared cap: %v, want a Timeout waiting for a host-wide slot", err)
+	}
+	if n := shared.InUse(); n != 2 {
+		t.Fatalf("a request that timed out holds a slot: %d in use, want 2", n)
+	}
+
+	answered := make(chan error, 1)
+	go func() {
+		_, err := b.c.Ping(testCtx(t))
+		answered <- err
+	}()
+	select {
+	case err := <-answered:
+		t.Fatalf("ping ran beyond the shared cap: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	first.Close()
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting ping did not get the freed shared slot")
+	}
+	eventually(t, "shared slots released", func() error {
+		if n := shared.InUse(); n != 1 {
+			return fmt.Errorf("%d in use, want 1 (the second command)", n)
+		}
+		return nil
+	})
+}
+
 func TestGuestExecCap(t *testing.T) {
 	p := newPair(t, guest.Options{MaxExecs: 1}, channel.Options{})
 	running(t, p.c)

@@ -48,14 +48,18 @@ type Options struct {
 	// StreamWindow is the per-stream receive window in bytes, at least
 	// 256 KiB; 0 means DefaultStreamWindow.
 	StreamWindow uint32
+	// Shared, when set, is a cap on requests in flight that this Client
+	// shares with others (the daemon gives every VM's Client the same one).
+	Shared *StreamLimit
 }
 
 // Client is a session with one guest agent. Its methods may be called
 // concurrently.
 type Client struct {
-	sess  *yamux.Session
-	log   *slog.Logger
-	slots chan struct{}
+	sess   *yamux.Session
+	log    *slog.Logger
+	slots  chan struct{}
+	shared *StreamLimit
 }
 
 // Dial connects to the Unix socket of a VM's channel chardev and starts a
@@ -108,7 +112,7 @@ func New(conn io.ReadWriteCloser, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting the channel session: %w", err)
 	}
-	return &Client{sess: sess, log: opts.Logger, slots: make(chan struct{}, opts.MaxStreams)}, nil
+	return &Client{sess: sess, log: opts.Logger, slots: make(chan struct{}, opts.MaxStreams), shared: opts.Shared}, nil
 }
 
 // helloConn reads the session that follows the guest's hello with nonce,
@@ -195,28 +199,42 @@ type stream struct {
 	doing string
 	stop  func() bool
 	slot  chan struct{}
+	// shared is the slot taken from the Client's shared cap, or nil.
+	shared chan struct{}
 }
 
-// open waits for a slot and opens a stream bound to ctx: its deadline
-// becomes the stream's, and cancelling ctx closes the stream (the guest
-// then stops what the request was doing).
+// open waits for a slot (this VM's, then the shared one) and opens a
+// stream bound to ctx: its deadline becomes the stream's, and cancelling
+// ctx closes the stream (the guest then stops what the request was doing).
+// The slots are always taken in that order, so two requests can never each
+// hold the slot the other waits for.
 func (c *Client) open(ctx context.Context, doing string) (*stream, error) {
-	select {
-	case c.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctxError(ctx, doing+": waiting for a free channel stream")
-	case <-c.sess.CloseChan():
-		return nil, closedError(doing, yamux.ErrSessionShutdown)
+	if err := c.acquire(ctx, c.slots, doing+": waiting for a free channel stream"); err != nil {
+		return nil, err
+	}
+	var shared chan struct{}
+	if c.shared != nil {
+		shared = c.shared.slots
+		if err := c.acquire(ctx, shared, doing+": waiting for a free channel stream (host-wide limit)"); err != nil {
+			<-c.slots
+			return nil, err
+		}
+	}
+	release := func() {
+		if shared != nil {
+			<-shared
+		}
+		<-c.slots
 	}
 	ys, err := c.sess.OpenStream()
 	if err != nil {
-		<-c.slots
+		release()
 		return nil, closedError(doing, err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		ys.SetDeadline(dl)
 	}
-	st := &stream{Stream: ys, sess: c.sess, ctx: ctx, doing: doing, slot: c.slots}
+	st := &stream{Stream: ys, sess: c.sess, ctx: ctx, doing: doing, slot: c.slots, shared: shared}
 	st.stop = context.AfterFunc(ctx, func() {
 		ys.SetDeadline(time.Unix(1, 0))
 		ys.Close()
@@ -230,8 +248,42 @@ func (s *stream) close() {
 	s.stop()
 	s.SetDeadline(time.Unix(1, 0))
 	s.Stream.Close()
+	if s.shared != nil {
+		<-s.shared
+	}
 	<-s.slot
 }
+
+// acquire takes a slot of slots, waiting until ctx ends or the session
+// dies.
+func (c *Client) acquire(ctx context.Context, slots chan struct{}, waiting string) error {
+	select {
+	case slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctxError(ctx, waiting)
+	case <-c.sess.CloseChan():
+		return closedError(waiting, yamux.ErrSessionShutdown)
+	}
+}
+
+// StreamLimit is a cap on requests in flight shared by several Clients.
+// Each Client has its own cap (Options.MaxStreams); the daemon gives every
+// VM's Client one StreamLimit as well, so a burst across many VMs cannot
+// hold more than that many streams, with their goroutines and receive
+// windows, at once (finding M-22). A request beyond it waits for a slot
+// until its context ends.
+type StreamLimit struct {
+	slots chan struct{}
+}
+
+// NewStreamLimit returns a cap of n (at least 1) requests in flight.
+func NewStreamLimit(n int) *StreamLimit {
+	return &StreamLimit{slots: make(chan struct{}, max(n, 1))}
+}
+
+// InUse reports how many requests hold a slot now.
+func (l *StreamLimit) InUse() int { return len(l.slots) }
 
 // send writes one message. Without a deadline from the context, a single
 // write is still bounded by writeTimeout.

@@ -29,8 +29,9 @@ type fakeHost struct {
 
 // pair is a real agent serving a real client over a Unix socket pair.
 type pair struct {
-	c    *channel.Client
-	host *fakeHost
+	c     *channel.Client
+	host  *fakeHost
+	agent *guest.Agent
 }
 
 // newPair starts an agent and a client connected to it; both end with the
@@ -73,8 +74,9 @@ func newPair(t testing.TB, agentOpts guest.Options, clientOpts channel.Options) 
 		case <-time.After(10 * time.Second):
 			t.Error("the agent did not stop after the session ended")
 		}
+		a.Close()
 	})
-	return &pair{c: c, host: h}
+	return &pair{c: c, host: h, agent: a}
 }
 
 func socketPair(t testing.TB) (net.Conn, net.Conn) {

@@ -41,6 +41,10 @@ type Config struct {
 	Resources Resources `toml:"resources" comment:"Workspace sizes: the defaults a create request gets and the maxima it may ask for."`
 	Exec      Exec      `toml:"exec" comment:"Commands run in workspaces."`
 	Network   Network   `toml:"network" comment:"Workspace networking: bridge, addresses, internet access, port forwards."`
+	Files     Files     `toml:"files" comment:"Files moved between the host and workspaces."`
+	Storage   Storage   `toml:"storage" comment:"Workspace disks and snapshots: how many, and how much of the host's disk they may leave free."`
+	Limits    Limits    `toml:"limits" comment:"How much clients may ask of the daemon: calls per minute by cost class (per session and for all sessions together), connections, and requests in flight to guests."`
+	Vault     Vault     `toml:"vault" comment:"The shared markdown knowledge base, on the host."`
 }
 
 // Server configures the daemon process.
@@ -84,6 +88,10 @@ type Resources struct {
 	MaxMemoryMB             int `toml:"max_memory_mb"`
 	MaxDiskGB               int `toml:"max_disk_gb"`
 	MaxWorkspacesPerSession int `toml:"max_workspaces_per_session"`
+	// MaxMemoryMBPerSession and MaxDiskGBPerSession bound the sums over one
+	// session's workspaces, in every state (a stopped one may start again).
+	MaxMemoryMBPerSession int `toml:"max_memory_mb_per_session" comment:"Memory of all of one session's workspaces together, in MiB."`
+	MaxDiskGBPerSession   int `toml:"max_disk_gb_per_session" comment:"Disk size of all of one session's workspaces together, in GiB."`
 }
 
 // Exec bounds commands run in workspaces.
@@ -92,6 +100,41 @@ type Exec struct {
 	MaxTimeoutSecs        int   `toml:"max_timeout_secs"`
 	DefaultMaxOutputBytes int64 `toml:"default_max_output_bytes" comment:"Bytes of stdout and of stderr returned when a call does not say."`
 	MaxOutputBytes        int64 `toml:"max_output_bytes"`
+}
+
+// Files bounds file transfers between server.transfer_dir and workspaces.
+type Files struct {
+	MaxTransferBytes int64 `toml:"max_transfer_bytes" comment:"Largest file one file_transfer moves, either way."`
+}
+
+// Storage bounds snapshots and guards the host's free space (finding M-19:
+// snapshots must not be a way around disk quotas, and the host's disk must
+// not fill).
+type Storage struct {
+	MaxSnapshotsPerWorkspace int   `toml:"max_snapshots_per_workspace" comment:"Snapshots one workspace may keep."`
+	MinFreeBytes             int64 `toml:"min_free_bytes" comment:"New snapshots and forks are refused when they would leave less free space than this on the data directory's filesystem."`
+	MinFreePercent           int   `toml:"min_free_percent" comment:"The same guard as a share of that filesystem's size; the larger of the two applies."`
+}
+
+// Limits bound what clients may ask of the daemon. Tool calls fall into three
+// cost classes (TOOLS.md): create (workspace_create, workspace_fork, team
+// create, swarm_run), exec (exec, exec_background, exec_parallel) and
+// default (every other tool). Each class has a token bucket per session and
+// one shared by all sessions (findings M-21, L-13); a bucket holds a
+// minute's worth of calls.
+type Limits struct {
+	CreatePerMin        int `toml:"create_per_min" comment:"Create-class calls one session may make per minute."`
+	ExecPerMin          int `toml:"exec_per_min" comment:"Exec-class calls one session may make per minute."`
+	DefaultPerMin       int `toml:"default_per_min" comment:"Calls of every other tool one session may make per minute."`
+	GlobalCreatePerMin  int `toml:"global_create_per_min" comment:"Create-class calls of all sessions together per minute."`
+	GlobalExecPerMin    int `toml:"global_exec_per_min" comment:"Exec-class calls of all sessions together per minute."`
+	GlobalDefaultPerMin int `toml:"global_default_per_min" comment:"Calls of every other tool, all sessions together, per minute."`
+	// MaxConnections bounds concurrent client connections on the daemon
+	// socket, each one a session (finding M-22).
+	MaxConnections int `toml:"max_connections" comment:"Client connections (sessions) served at once; more are refused."`
+	// MaxChannelStreams bounds requests in flight to guests across all VMs
+	// (finding M-22); each VM also has its own cap.
+	MaxChannelStreams int `toml:"max_channel_streams" comment:"Requests in flight to guest agents, all VMs together; more wait for a free one."`
 }
 
 // Default returns the configuration used for every key the file leaves out.
@@ -129,6 +172,8 @@ func Default() Config {
 			MaxMemoryMB:             8192,
 			MaxDiskGB:               100,
 			MaxWorkspacesPerSession: 20,
+			MaxMemoryMBPerSession:   16384,
+			MaxDiskGBPerSession:     500,
 		},
 		Exec: Exec{
 			DefaultTimeoutSecs:    120,
@@ -137,6 +182,25 @@ func Default() Config {
 			MaxOutputBytes:        4 << 20,
 		},
 		Network: defaultNetwork(),
+		Files: Files{
+			MaxTransferBytes: 1 << 30,
+		},
+		Storage: Storage{
+			MaxSnapshotsPerWorkspace: 16,
+			MinFreeBytes:             2 << 30,
+			MinFreePercent:           5,
+		},
+		Limits: Limits{
+			CreatePerMin:        5,
+			ExecPerMin:          60,
+			DefaultPerMin:       120,
+			GlobalCreatePerMin:  20,
+			GlobalExecPerMin:    300,
+			GlobalDefaultPerMin: 600,
+			MaxConnections:      256,
+			MaxChannelStreams:   256,
+		},
+		Vault: defaultVault(),
 	}
 }
 

@@ -130,6 +130,18 @@ func TestValidate(t *testing.T) {
 		{"zero vcpus", func(c *Config) { c.Resources.DefaultVCPUs = 0 }, "resources.default_vcpus: 0 is below the minimum 1"},
 		{"absurd max vcpus", func(c *Config) { c.Resources.MaxVCPUs = 1000 }, "resources.max_vcpus: 1000 is above the maximum 64"},
 		{"per-session above host total", func(c *Config) { c.Resources.MaxWorkspacesPerSession = 40 }, "resources.max_workspaces_per_session: 40 is above vm.max_total_vms (32)"},
+		{"session memory quota below default", func(c *Config) { c.Resources.MaxMemoryMBPerSession = 256 }, "resources.max_memory_mb_per_session: 256 is below resources.default_memory_mb (512)"},
+		{"session disk quota below default", func(c *Config) { c.Resources.MaxDiskGBPerSession = 5 }, "resources.max_disk_gb_per_session: 5 is below resources.default_disk_gb (10)"},
+		{"session memory quota below minimum", func(c *Config) { c.Resources.MaxMemoryMBPerSession = 0 }, "resources.max_memory_mb_per_session: 0 is below the minimum 128"},
+		{"session quotas at the defaults", func(c *Config) { c.Resources.MaxMemoryMBPerSession, c.Resources.MaxDiskGBPerSession = 512, 10 }, ""},
+		{"zero create rate", func(c *Config) { c.Limits.CreatePerMin = 0 }, "limits.create_per_min: 0 is below the minimum 1"},
+		{"zero global exec rate", func(c *Config) { c.Limits.GlobalExecPerMin = 0 }, "limits.global_exec_per_min: 0 is below the minimum 1"},
+		{"absurd default rate", func(c *Config) { c.Limits.DefaultPerMin, c.Limits.GlobalDefaultPerMin = 2_000_000, 2_000_000 }, "limits.default_per_min: 2000000 is above the maximum 1000000"},
+		{"session rate above global", func(c *Config) { c.Limits.ExecPerMin = 400 }, "limits.exec_per_min: 400 is above limits.global_exec_per_min (300)"},
+		{"session create rate above global", func(c *Config) { c.Limits.GlobalCreatePerMin = 4 }, "limits.create_per_min: 5 is above limits.global_create_per_min (4)"},
+		{"session rate equal to global", func(c *Config) { c.Limits.DefaultPerMin = 600 }, ""},
+		{"no connections", func(c *Config) { c.Limits.MaxConnections = 0 }, "limits.max_connections: 0 is below the minimum 1"},
+		{"no channel streams", func(c *Config) { c.Limits.MaxChannelStreams = 0 }, "limits.max_channel_streams: 0 is below the minimum 1"},
 		{"exec default timeout above max", func(c *Config) { c.Exec.DefaultTimeoutSecs = 7200 }, "exec.default_timeout_secs: 7200 is above exec.max_timeout_secs (3600)"},
 		{"exec output above protocol cap", func(c *Config) { c.Exec.MaxOutputBytes = 1 << 30 }, "exec.max_output_bytes: 1073741824 is above the maximum 16777216"},
 		{"exec default output above max", func(c *Config) { c.Exec.DefaultMaxOutputBytes = 8 << 20 }, "exec.default_max_output_bytes: 8388608 is above exec.max_output_bytes (4194304)"},
@@ -147,6 +159,19 @@ func TestValidate(t *testing.T) {
 		{"bad reserved port", func(c *Config) { c.Network.ReservedPorts = []int{70000} }, "network.reserved_ports[0]: 70000 is above the maximum 65535"},
 		{"bad service port", func(c *Config) { c.Network.VMServicePorts = []int{0} }, "network.vm_service_ports[0]: 0 is below the minimum 1"},
 		{"network off", func(c *Config) { c.Network.Enabled = false }, ""},
+		{"relative vault path", func(c *Config) { c.Vault.Path = "vault" }, `vault.path: "vault" is not an absolute path`},
+		{"absolute vault path", func(c *Config) { c.Vault.Path = "/home/ann/Obsidian" }, ""},
+		{"unbounded vault pattern", func(c *Config) { c.Vault.MaxPatternBytes = 1 << 20 }, "vault.max_pattern_bytes: 1048576 is above the maximum 4096"},
+		{"tiny vault notes", func(c *Config) { c.Vault.MaxNoteBytes = 10 }, "vault.max_note_bytes: 10 is below the minimum 1024"},
+		{"vault extension with dot", func(c *Config) { c.Vault.Extensions = []string{"md", ".txt"} }, `vault.extensions[1]: ".txt" is not a lower-case file name extension`},
+		{"no vault extensions", func(c *Config) { c.Vault.Extensions = nil }, "vault.extensions: must list 1 to 16 extensions"},
+		{"zero vault search timeout", func(c *Config) { c.Vault.SearchTimeoutSecs = 0 }, "vault.search_timeout_secs: 0 is below the minimum 1"},
+		{"vault disabled", func(c *Config) { c.Vault.Enabled = false }, ""},
+		{"tiny transfer limit", func(c *Config) { c.Files.MaxTransferBytes = 1000 }, "files.max_transfer_bytes: 1000 is below the minimum 1048576"},
+		{"huge transfer limit", func(c *Config) { c.Files.MaxTransferBytes = 1 << 41 }, "files.max_transfer_bytes: 2199023255552 is above the maximum 1099511627776"},
+		{"no snapshots allowed", func(c *Config) { c.Storage.MaxSnapshotsPerWorkspace = 0 }, "storage.max_snapshots_per_workspace: 0 is below the minimum 1"},
+		{"negative free-space guard", func(c *Config) { c.Storage.MinFreeBytes = -1 }, "storage.min_free_bytes: -1 is below the minimum 0"},
+		{"free-space guard of the whole disk", func(c *Config) { c.Storage.MinFreePercent = 100 }, "storage.min_free_percent: 100 is above the maximum 95"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -303,6 +328,13 @@ func TestDerivedPaths(t *testing.T) {
 	if got := c.ImageDir(); got != "/opt/image" {
 		t.Errorf("ImageDir() with image.dir set = %q, want /opt/image", got)
 	}
+	if got := c.VaultDir(); got != "/srv/ai/vault" {
+		t.Errorf("VaultDir() = %q, want /srv/ai/vault", got)
+	}
+	c.Vault.Path = "/home/ann/notes"
+	if got := c.VaultDir(); got != "/home/ann/notes" {
+		t.Errorf("VaultDir() with vault.path set = %q", got)
+	}
 }
 
 func TestDurations(t *testing.T) {
@@ -317,10 +349,35 @@ func TestDurations(t *testing.T) {
 		{"StopTimeout", c.VM.StopTimeout(), 10 * time.Second},
 		{"DefaultTimeout", c.Exec.DefaultTimeout(), 2 * time.Minute},
 		{"MaxTimeout", c.Exec.MaxTimeout(), time.Hour},
+		{"Vault.SearchTimeout", c.Vault.SearchTimeout(), 10 * time.Second},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
 			t.Errorf("%s() = %v, want %v", tt.name, tt.got, tt.want)
+		}
+	}
+}
+
+// TestH11_PerSessionLimitsNeverExceedHostLimits checks the cross-checks that
+// keep one session's limits within the host's: its workspaces within
+// vm.max_total_vms, and each per-session rate within the global rate of its
+// class (a looser session limit would never apply). The warm pool's part of
+// H-11 (pool size + workspaces within vm.max_total_vms) is checked with the
+// [pool] section.
+func TestH11_PerSessionLimitsNeverExceedHostLimits(t *testing.T) {
+	for _, tc := range []struct {
+		modify func(*Config)
+		want   string
+	}{
+		{func(c *Config) { c.VM.MaxTotalVMs = 10 }, "resources.max_workspaces_per_session: 20 is above vm.max_total_vms (10)"},
+		{func(c *Config) { c.Limits.GlobalCreatePerMin = 2 }, "limits.create_per_min: 5 is above limits.global_create_per_min (2)"},
+		{func(c *Config) { c.Limits.GlobalExecPerMin = 10 }, "limits.exec_per_min: 60 is above limits.global_exec_per_min (10)"},
+		{func(c *Config) { c.Limits.GlobalDefaultPerMin = 100 }, "limits.default_per_min: 120 is above limits.global_default_per_min (100)"},
+	} {
+		c := Default()
+		tc.modify(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate() = %v, want %q", err, tc.want)
 		}
 	}
 }

@@ -43,6 +43,10 @@ func (c Config) Validate() error {
 	c.Resources.validate(&p, c.VM)
 	c.Exec.validate(&p)
 	c.Network.validate(&p)
+	c.Files.validate(&p)
+	c.Storage.validate(&p)
+	c.Limits.validate(&p)
+	c.Vault.validate(&p)
 	if len(p) == 0 {
 		return nil
 	}
@@ -116,6 +120,11 @@ func (r Resources) validate(p *problems, vm VM) {
 	// One session can never be allowed more VMs than the whole host
 	// (finding H-11's cross-check).
 	p.atMost("resources.max_workspaces_per_session", int64(r.MaxWorkspacesPerSession), "vm.max_total_vms", int64(vm.MaxTotalVMs))
+	p.intRange("resources.max_memory_mb_per_session", int64(r.MaxMemoryMBPerSession), MinMemoryMB, 1<<24)
+	p.intRange("resources.max_disk_gb_per_session", int64(r.MaxDiskGBPerSession), 1, 1<<24)
+	// A session must be able to hold at least one default-sized workspace.
+	p.atLeast("resources.max_memory_mb_per_session", int64(r.MaxMemoryMBPerSession), "resources.default_memory_mb", int64(r.DefaultMemoryMB))
+	p.atLeast("resources.max_disk_gb_per_session", int64(r.MaxDiskGBPerSession), "resources.default_disk_gb", int64(r.DefaultDiskGB))
 }
 
 func (e Exec) validate(p *problems) {
@@ -125,6 +134,40 @@ func (e Exec) validate(p *problems) {
 	p.intRange("exec.max_output_bytes", e.MaxOutputBytes, 1, protocol.MaxExecOutputBytes)
 	p.intRange("exec.default_max_output_bytes", e.DefaultMaxOutputBytes, 1, protocol.MaxExecOutputBytes)
 	p.atMost("exec.default_max_output_bytes", e.DefaultMaxOutputBytes, "exec.max_output_bytes", e.MaxOutputBytes)
+}
+
+// MaxTransferBytes is the most files.max_transfer_bytes may be.
+const MaxTransferBytes = 1 << 40
+
+func (f Files) validate(p *problems) {
+	p.intRange("files.max_transfer_bytes", f.MaxTransferBytes, 1<<20, MaxTransferBytes)
+}
+
+func (s Storage) validate(p *problems) {
+	p.intRange("storage.max_snapshots_per_workspace", int64(s.MaxSnapshotsPerWorkspace), 1, 1024)
+	p.intRange("storage.min_free_bytes", s.MinFreeBytes, 0, 1<<60)
+	p.intRange("storage.min_free_percent", int64(s.MinFreePercent), 0, 95)
+}
+
+// MaxCallsPerMin bounds every limits.*_per_min value.
+const MaxCallsPerMin = 1_000_000
+
+func (l Limits) validate(p *problems) {
+	for _, r := range []struct {
+		session, global string
+		s, g            int
+	}{
+		{"limits.create_per_min", "limits.global_create_per_min", l.CreatePerMin, l.GlobalCreatePerMin},
+		{"limits.exec_per_min", "limits.global_exec_per_min", l.ExecPerMin, l.GlobalExecPerMin},
+		{"limits.default_per_min", "limits.global_default_per_min", l.DefaultPerMin, l.GlobalDefaultPerMin},
+	} {
+		p.intRange(r.session, int64(r.s), 1, MaxCallsPerMin)
+		p.intRange(r.global, int64(r.g), 1, MaxCallsPerMin)
+		// A session limit above the global one would never apply.
+		p.atMost(r.session, int64(r.s), r.global, int64(r.g))
+	}
+	p.intRange("limits.max_connections", int64(l.MaxConnections), 1, 65536)
+	p.intRange("limits.max_channel_streams", int64(l.MaxChannelStreams), 1, 65536)
 }
 
 // problems collects validation messages, each prefixed by its field.
@@ -150,6 +193,13 @@ func (p *problems) intRange(field string, v, lo, hi int64) {
 func (p *problems) atMost(field string, v int64, otherField string, other int64) {
 	if v > other {
 		p.addf(field, "%d is above %s (%d)", v, otherField, other)
+	}
+}
+
+// atLeast reports v below other, a floor set by another field.
+func (p *problems) atLeast(field string, v int64, otherField string, other int64) {
+	if v < other {
+		p.addf(field, "%d is below %s (%d)", v, otherField, other)
 	}
 }
 

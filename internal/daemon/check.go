@@ -105,7 +105,7 @@ func Check(ctx context.Context, cfgPath string, cfg config.Config, cfgErr error)
 	var probe func(context.Context) error
 	if imgErr == nil && os.Geteuid() == 0 {
 		if disks, err := storage.NewQcow2(storage.Qcow2Config{Root: disksDir(cfg)}); err == nil {
-			probe = probeKVM(cfg, vm.Config{QEMUBinary: qemuBin, Dial: dialGuest(nil), BootTimeout: qemu.DefaultProbeTimeout}, img, disks)
+			probe = probeKVM(cfg, vm.Config{QEMUBinary: qemuBin, Dial: dialGuest(nil, nil), BootTimeout: qemu.DefaultProbeTimeout}, img, disks)
 		}
 	}
 	accel, why, err := qemu.DetectAccel(ctx, qemu.DetectConfig{Setting: cfg.VM.Accel, Probe: probe})

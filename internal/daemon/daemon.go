@@ -20,8 +20,10 @@ import (
 	"github.com/agentiso/agentiso/internal/image"
 	"github.com/agentiso/agentiso/internal/mcpserver"
 	"github.com/agentiso/agentiso/internal/qemu"
+	"github.com/agentiso/agentiso/internal/session"
 	"github.com/agentiso/agentiso/internal/state"
 	"github.com/agentiso/agentiso/internal/storage"
+	"github.com/agentiso/agentiso/internal/vault"
 	"github.com/agentiso/agentiso/internal/vm"
 	"github.com/agentiso/agentiso/internal/workspace"
 )
@@ -32,10 +34,14 @@ type Daemon struct {
 	log       *slog.Logger
 	store     *state.Store
 	manager   *workspace.Manager
+	vault     *vault.Vault // nil when [vault] is disabled
 	mcpDeps   mcpserver.Deps
 	accel     qemu.Accel
 	accelWhy  string
 	startedAt time.Time
+	// limiter and activity are the sessions' rate limits and liveness.
+	limiter  *session.Limiter
+	activity *session.Tracker
 }
 
 // New opens the state, loads the image, chooses the accelerator and
@@ -45,6 +51,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		return nil, err
 	}
 	if err := PrepareDataDir(cfg); err != nil {
+		return nil, err
+	}
+	// file_transfer reads and writes only here; an existing directory
+	// keeps the mode its administrator gave it.
+	if err := os.MkdirAll(cfg.Server.TransferDir, 0o750); err != nil {
+		return nil, fmt.Errorf("creating the transfer directory: %w", err)
+	}
+	if err := checkFDLimit(cfg, log); err != nil {
 		return nil, err
 	}
 	img, err := image.Load(cfg.ImageDir())
@@ -67,9 +81,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	}
 
 	d := &Daemon{cfg: cfg, log: log, store: store, startedAt: time.Now()}
+	if d.limiter, err = newLimiter(cfg.Limits); err != nil {
+		return nil, err
+	}
+	policy := session.Policy{StaleAfter: cfg.Server.StaleSession()}
+	d.activity = session.NewTracker(store, policy.TouchEvery(), log)
 	vmCfg := vm.Config{
 		QEMUBinary:         cfg.VM.QEMUBinary,
-		Dial:               dialGuest(log),
+		Dial:               dialGuest(log, channel.NewStreamLimit(cfg.Limits.MaxChannelStreams)),
 		Logger:             log,
 		BootTimeout:        cfg.VM.BootTimeout(),
 		StopTimeout:        cfg.VM.StopTimeout(),
@@ -99,12 +118,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 			DefaultVCPUs: cfg.Resources.DefaultVCPUs, DefaultMemoryMB: cfg.Resources.DefaultMemoryMB,
 			DefaultDiskGB: cfg.Resources.DefaultDiskGB, MaxVCPUs: cfg.Resources.MaxVCPUs,
 			MaxMemoryMB: cfg.Resources.MaxMemoryMB, MaxDiskGB: cfg.Resources.MaxDiskGB,
-			MaxWorkspacesPerSession: cfg.Resources.MaxWorkspacesPerSession,
-			MaxTotalVMs:             cfg.VM.MaxTotalVMs,
-			MinMemoryMB:             config.MinMemoryMB,
+			MaxWorkspacesPerSession:  cfg.Resources.MaxWorkspacesPerSession,
+			MaxMemoryMBPerSession:    cfg.Resources.MaxMemoryMBPerSession,
+			MaxDiskGBPerSession:      cfg.Resources.MaxDiskGBPerSession,
+			MaxTotalVMs:              cfg.VM.MaxTotalVMs,
+			MinMemoryMB:              config.MinMemoryMB,
+			StaleSession:             policy.StaleAfter,
+			MaxSnapshotsPerWorkspace: cfg.Storage.MaxSnapshotsPerWorkspace,
+			MinFreeBytes:             cfg.Storage.MinFreeBytes,
+			MinFreePercent:           cfg.Storage.MinFreePercent,
 		},
-		Network: netOpts,
-		Logger:  log,
+		Transfer: workspace.TransferLimits{Dir: cfg.Server.TransferDir, MaxBytes: cfg.Files.MaxTransferBytes},
+		Network:  netOpts,
+		Logger:   log,
 	})
 	if err != nil {
 		return nil, err
@@ -112,7 +138,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if err := d.manager.Recover(ctx); err != nil {
 		return nil, fmt.Errorf("recovering workspaces: %w", err)
 	}
+	var vaultDep mcpserver.Vault // stays a nil interface when disabled
+	if cfg.Vault.Enabled {
+		d.vault, err = vault.Open(vault.Config{
+			Root: cfg.VaultDir(), MaxNoteBytes: cfg.Vault.MaxNoteBytes, MaxPatternBytes: cfg.Vault.MaxPatternBytes,
+			Extensions: cfg.Vault.Extensions, SearchTimeout: cfg.Vault.SearchTimeout(), Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("opening the vault: %w", err)
+		}
+		vaultDep = d.vault
+		log.Info("vault open", "dir", cfg.VaultDir())
+	}
 	d.mcpDeps = mcpserver.Deps{
+		Vault:      vaultDep,
 		Workspaces: d.manager,
 		Network:    d.manager,
 		Exec: mcpserver.ExecLimits{
@@ -122,6 +161,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 			MaxOutputBytes:        cfg.Exec.MaxOutputBytes,
 			MaxFileReadBytes:      maxFileReadBytes,
 		},
+		Limiter:     d.limiter,
+		Activity:    d.activity,
 		Audit:       d.audit,
 		Logger:      log,
 		SchemaCache: mcp.NewSchemaCache(),
@@ -148,10 +189,11 @@ const maxFileReadBytes = 8 << 20
 
 func disksDir(cfg config.Config) string { return filepath.Join(cfg.Server.DataDir, "disks") }
 
-// dialGuest connects the host end of a VM's guest channel.
-func dialGuest(log *slog.Logger) vm.DialFunc {
+// dialGuest connects the host end of a VM's guest channel. Every VM's
+// channel shares one cap on requests in flight (finding M-22).
+func dialGuest(log *slog.Logger, shared *channel.StreamLimit) vm.DialFunc {
 	return func(ctx context.Context, socketPath string) (vm.Channel, error) {
-		return channel.Dial(ctx, socketPath, channel.Options{Logger: log})
+		return channel.Dial(ctx, socketPath, channel.Options{Logger: log, Shared: shared})
 	}
 }
 
@@ -197,6 +239,9 @@ func (d *Daemon) audit(ctx context.Context, r mcpserver.AuditRecord) {
 // Close detaches from the VMs (they keep running) and closes the state.
 func (d *Daemon) Close() error {
 	d.manager.Close()
+	if d.vault != nil {
+		d.vault.Close()
+	}
 	return d.store.Close()
 }
 

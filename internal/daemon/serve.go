@@ -20,10 +20,6 @@ import (
 	"github.com/agentiso/agentiso/internal/workspace"
 )
 
-// maxConnections bounds concurrent MCP connections on the socket, so a burst
-// of clients cannot exhaust the daemon's file descriptors.
-const maxConnections = 256
-
 // maxMCPMessage bounds one JSON-RPC message from a client; a longer one ends
 // that connection (and only that one) before it is buffered whole.
 const maxMCPMessage = 32 << 20
@@ -36,6 +32,10 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		return err
 	}
 	d.log.Info("serving MCP", "socket", d.cfg.Server.SocketPath)
+	if err := endPreviousSessions(ctx, d.store, d.log); err != nil {
+		ln.Close()
+		return err
+	}
 
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
@@ -48,6 +48,10 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		<-ctx.Done()
 		ln.Close()
 	}()
+	wg.Go(func() { d.activity.Run(ctx) })
+	// A bound on connections, so a burst of clients cannot exhaust the
+	// daemon's file descriptors (finding M-22).
+	maxConnections := d.cfg.Limits.MaxConnections
 	slots := make(chan struct{}, maxConnections)
 	for {
 		conn, err := ln.AcceptUnix()
@@ -99,6 +103,8 @@ func (d *Daemon) serveConn(ctx context.Context, conn *net.UnixConn) {
 		if err := d.store.EndSession(context.WithoutCancel(ctx), sess.ID); err != nil {
 			log.Error("ending session", "err", err)
 		}
+		d.limiter.Forget(sess.ID)
+		d.activity.Forget(sess.ID)
 		log.Info("session ended")
 	}()
 

@@ -73,6 +73,15 @@ type Options struct {
 	MaxExecs int
 	// OutputGrace: see DefaultOutputGrace; 0 means the default.
 	OutputGrace time.Duration
+	// MaxJobs, JobOutputBudget, JobRetention and JobReadLinger bound the
+	// background jobs (see the Default constants in jobs.go); 0 means the
+	// default.
+	MaxJobs         int
+	JobOutputBudget int64
+	JobRetention    time.Duration
+	JobReadLinger   time.Duration
+	// Now is the clock of job retention; nil means time.Now.
+	Now func() time.Time
 	// EtcDir holds the hostname and hosts files; empty means /etc.
 	EtcDir string
 	// SetHostname sets the kernel's hostname; nil means sethostname(2).
@@ -87,6 +96,10 @@ type Options struct {
 	// PowerOff ends the machine after a Shutdown request has been
 	// answered; nil means syncing the disks and powering off.
 	PowerOff func() error
+	// AddEntropy credits host entropy to the kernel and reseeds its CRNG;
+	// SetClock steps the wall clock. nil means the real ones (see renew.go).
+	AddEntropy func(b []byte) error
+	SetClock   func(t time.Time) error
 }
 
 // Agent serves host channel sessions. One Agent serves any number of
@@ -99,6 +112,10 @@ type Agent struct {
 
 	readyOnce sync.Once
 	ready     time.Duration // CLOCK_BOOTTIME when the first session started
+
+	env    envStore  // set_env's variables (env.go)
+	jobs   *jobTable // background jobs (jobs.go)
+	editMu sync.Mutex
 }
 
 // NewAgent returns an Agent for opts, with defaults filled in.
@@ -136,12 +153,42 @@ func NewAgent(opts Options) *Agent {
 	if opts.PowerOff == nil {
 		opts.PowerOff = powerOff
 	}
+	if opts.MaxJobs <= 0 {
+		opts.MaxJobs = DefaultMaxJobs
+	}
+	if opts.JobOutputBudget <= 0 {
+		opts.JobOutputBudget = DefaultJobOutputBudget
+	}
+	if opts.JobRetention <= 0 {
+		opts.JobRetention = DefaultJobRetention
+	}
+	if opts.JobReadLinger <= 0 {
+		opts.JobReadLinger = DefaultJobReadLinger
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.AddEntropy == nil {
+		opts.AddEntropy = addEntropy
+	}
+	if opts.SetClock == nil {
+		opts.SetClock = setClock
+	}
 	return &Agent{
 		opts:  opts,
 		log:   opts.Logger,
 		execs: make(chan struct{}, opts.MaxExecs),
+		jobs: newJobTable(jobOptions{
+			max: opts.MaxJobs, budget: opts.JobOutputBudget, retention: opts.JobRetention,
+			readLinger: opts.JobReadLinger, grace: opts.OutputGrace, now: opts.Now,
+		}),
 	}
 }
+
+// Close kills the agent's background jobs and waits until they are reaped.
+// Jobs outlive host sessions, not the agent: call Close once the agent has
+// stopped serving.
+func (a *Agent) Close() { a.jobs.close() }
 
 // Serve serves host sessions over conn until conn ends or ctx is done, and
 // closes conn. Every session starts at a host's hello (see
@@ -299,6 +346,8 @@ func (a *Agent) handle(st net.Conn) {
 		a.reply(st, a.pong())
 	case *protocol.Configure:
 		a.replyDone(st, a.configure(m))
+	case *protocol.Renew:
+		a.replyDone(st, a.renew(m))
 	case *protocol.Exec:
 		a.exec(st, m)
 	case *protocol.FileWrite:
@@ -309,6 +358,26 @@ func (a *Agent) handle(st net.Conn) {
 		}
 	case *protocol.Shutdown:
 		a.shutdown(st)
+	case *protocol.SetEnv:
+		names, err := a.env.set(m)
+		a.replyOr(st, &protocol.EnvSet{Names: names}, err)
+	case *protocol.JobStart:
+		s, err := a.startJob(m)
+		a.replyOr(st, s, err)
+	case *protocol.JobPoll:
+		if err := a.pollJob(st, m); err != nil {
+			a.fail(st, err)
+		}
+	case *protocol.JobKill:
+		s, err := a.killJob(m)
+		a.replyOr(st, s, err)
+	case *protocol.FileEdit:
+		r, err := a.editFile(m)
+		a.replyOr(st, r, err)
+	case *protocol.FileList:
+		if err := a.listDir(st, m); err != nil {
+			a.fail(st, err)
+		}
 	default:
 		a.fail(st, errdefs.Invalidf("a %s message does not start a request", m.Type()))
 	}
@@ -334,6 +403,15 @@ func (a *Agent) replyDone(st net.Conn, err error) {
 		return
 	}
 	a.reply(st, &protocol.OK{})
+}
+
+// replyOr answers a request with m, or with err when it is set.
+func (a *Agent) replyOr(st net.Conn, m protocol.Message, err error) {
+	if err != nil {
+		a.fail(st, err)
+		return
+	}
+	a.reply(st, m)
 }
 
 // send writes one message with the write deadline.

@@ -84,6 +84,7 @@ func rawSession(t *testing.T, opts Options) *yamux.Session {
 		case <-time.After(10 * time.Second):
 			t.Error("Serve did not return after the session ended")
 		}
+		a.Close()
 	})
 	return sess
 }

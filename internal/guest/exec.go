@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -22,27 +24,39 @@ import (
 // execPath is the PATH a command gets unless its request sets one.
 const execPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// execEnv is a command's environment: a small base, then the request's
-// variables (already checked against the blocklist by protocol), sorted.
-// Nothing of the agent's own environment leaks through.
-func execEnv(req map[string]string) []string {
-	env := map[string]string{
-		"PATH": execPath,
-		"HOME": "/root",
-		"USER": "root",
-		"LANG": "C.UTF-8",
-		// Output goes to a pipe, not a terminal.
-		"TERM": "dumb",
+// baseEnv is what every command's environment starts from. Nothing of the
+// agent's own environment leaks through.
+var baseEnv = map[string]string{
+	"PATH": execPath,
+	"HOME": "/root",
+	"USER": "root",
+	"LANG": "C.UTF-8",
+	// Output goes to a pipe, not a terminal.
+	"TERM": "dumb",
+}
+
+// execEnv is a command's environment: baseEnv, then each layer in turn
+// (the persistent variables of set_env, then the request's own), sorted.
+// Each layer was checked against the blocklist when it arrived (protocol
+// validates every SetEnv, Exec and JobStart); the whole is checked again
+// here, the one place every command's environment passes, so no source of
+// environment can bring a blocked name in (M-9, L-9).
+func execEnv(layers ...map[string]string) ([]string, error) {
+	env := maps.Clone(baseEnv)
+	for _, l := range layers {
+		maps.Copy(env, l)
 	}
-	for k, v := range req {
-		env[k] = v
+	for k := range env {
+		if protocol.EnvBlocked(k) {
+			return nil, errdefs.Invalidf("env: %s is blocked (it changes how every program is loaded or run)", k)
+		}
 	}
 	out := make([]string, 0, len(env))
 	for k, v := range env {
 		out = append(out, k+"="+v)
 	}
 	sort.Strings(out)
-	return out
+	return out, nil
 }
 
 // exec runs one command and streams its output and exit to the host.
@@ -65,24 +79,10 @@ func (a *Agent) exec(st net.Conn, req *protocol.Exec) {
 // runCommand starts req, forwards its output while it runs, and returns
 // its Exit. It returns an error only when the command could not start.
 func (a *Agent) runCommand(st net.Conn, req *protocol.Exec) (*protocol.Exit, error) {
-	workdir := req.Workdir
-	if workdir == "" {
-		workdir = "/"
+	cmd, err := a.command(req.Argv, req.Workdir, req.Env)
+	if err != nil {
+		return nil, err
 	}
-	if fi, err := os.Stat(workdir); err != nil {
-		return nil, fsError("workdir", workdir, err)
-	} else if !fi.IsDir() {
-		return nil, errdefs.Invalidf("workdir %s: not a directory", workdir)
-	}
-	cmd := exec.Command(req.Argv[0], req.Argv[1:]...)
-	if cmd.Err != nil {
-		return nil, errdefs.With(classOf(cmd.Err), fmt.Sprintf("argv[0] %s: %s", req.Argv[0], errText(cmd.Err)), cmd.Err)
-	}
-	cmd.Dir = workdir
-	cmd.Env = execEnv(req.Env)
-	// Its own process group, so a timeout, a signal or the host giving up
-	// reaches everything the command started.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if len(req.Stdin) > 0 {
 		cmd.Stdin = bytes.NewReader(req.Stdin)
 	}
@@ -92,12 +92,14 @@ func (a *Agent) runCommand(st net.Conn, req *protocol.Exec) (*protocol.Exit, err
 		defer sendMu.Unlock()
 		return send(st, m)
 	}
-	stdout, err := newOutputPipe(&outputWriter{stream: protocol.Stdout, left: req.MaxOutputBytes, send: sendOut}, a.opts.OutputGrace)
+	outW := &outputWriter{stream: protocol.Stdout, left: req.MaxOutputBytes, send: sendOut}
+	errW := &outputWriter{stream: protocol.Stderr, left: req.MaxOutputBytes, send: sendOut}
+	stdout, err := newOutputPipe(outW, a.opts.OutputGrace)
 	if err != nil {
 		return nil, err
 	}
 	defer stdout.close()
-	stderr, err := newOutputPipe(&outputWriter{stream: protocol.Stderr, left: req.MaxOutputBytes, send: sendOut}, a.opts.OutputGrace)
+	stderr, err := newOutputPipe(errW, a.opts.OutputGrace)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +152,7 @@ func (a *Agent) runCommand(st net.Conn, req *protocol.Exec) (*protocol.Exit, err
 	exit := &protocol.Exit{
 		ExitCode:   cmd.ProcessState.ExitCode(),
 		TimedOut:   timedOut.Load(),
-		Truncated:  stdout.out.truncated || stderr.out.truncated,
+		Truncated:  outW.truncated || errW.truncated,
 		DurationMs: time.Since(start).Milliseconds(),
 	}
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
@@ -158,6 +160,32 @@ func (a *Agent) runCommand(st net.Conn, req *protocol.Exec) (*protocol.Exit, err
 		exit.Signal = unix.SignalName(ws.Signal())
 	}
 	return exit, nil
+}
+
+// command prepares argv to run in workdir ("/" when empty) with the
+// persistent environment and env on top, in a process group of its own, so
+// a timeout, a signal or the host giving up reaches everything it started.
+func (a *Agent) command(argv []string, workdir string, env map[string]string) (*exec.Cmd, error) {
+	if workdir == "" {
+		workdir = "/"
+	}
+	if fi, err := os.Stat(workdir); err != nil {
+		return nil, fsError("workdir", workdir, err)
+	} else if !fi.IsDir() {
+		return nil, errdefs.Invalidf("workdir %s: not a directory", workdir)
+	}
+	cmdEnv, err := execEnv(a.env.snapshot(), env)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	if cmd.Err != nil {
+		return nil, errdefs.With(classOf(cmd.Err), fmt.Sprintf("argv[0] %s: %s", argv[0], errText(cmd.Err)), cmd.Err)
+	}
+	cmd.Dir = workdir
+	cmd.Env = cmdEnv
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd, nil
 }
 
 // watchExec reads the exec stream while the command runs: Signal messages
@@ -216,7 +244,15 @@ func (g *group) exited() {
 // exits, should something it left behind keep writing.
 const maxDrain = 10 * time.Second
 
-// outputPipe carries one output stream of a command to an outputWriter.
+// outputSink receives a command's output from an outputPipe: an
+// outputWriter (exec) or a tailBuffer (background jobs).
+type outputSink interface {
+	io.Writer
+	// flush is called once the output has ended.
+	flush()
+}
+
+// outputPipe carries one output stream of a command to an outputSink.
 // The agent reads the pipe itself, rather than letting exec.Cmd copy it,
 // to tell output still queued in the pipe (always delivered) from a pipe
 // held open, idle, by a process the command left in the background (not
@@ -224,14 +260,14 @@ const maxDrain = 10 * time.Second
 type outputPipe struct {
 	child *os.File // the command's end
 	r     *os.File
-	out   *outputWriter
+	out   outputSink
 
 	grace    time.Duration
 	draining atomic.Bool
 	done     chan struct{}
 }
 
-func newOutputPipe(out *outputWriter, grace time.Duration) (*outputPipe, error) {
+func newOutputPipe(out outputSink, grace time.Duration) (*outputPipe, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("creating an output pipe: %w", err)

@@ -100,7 +100,13 @@ func TestOutputWriterStopsWhenTheHostIsGone(t *testing.T) {
 
 func TestExecEnv(t *testing.T) {
 	t.Setenv("AGENTISO_SECRET_OF_THE_AGENT", "leak")
-	env := execEnv(map[string]string{"FOO": "bar", "PATH": "/opt/bin"})
+	env, err := execEnv(map[string]string{"FOO": "persistent", "KEEP": "k"}, map[string]string{"FOO": "bar", "PATH": "/opt/bin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(env, "KEEP=k") {
+		t.Errorf("env %q lacks the persistent KEEP=k", env)
+	}
 	for _, want := range []string{"FOO=bar", "PATH=/opt/bin", "HOME=/root", "LANG=C.UTF-8", "TERM=dumb"} {
 		if !slices.Contains(env, want) {
 			t.Errorf("env %q lacks %s", env, want)

@@ -29,6 +29,7 @@ func Main() int {
 	defer stop()
 	log.Info("agent serving the host channel", "version", a.opts.Version, "port", protocol.PortName)
 	err := a.ServePort(ctx, SysVirtioPorts, "/dev")
+	a.Close()
 	if ctx.Err() != nil {
 		log.Info("agent stopped")
 		return 0

@@ -45,6 +45,13 @@ type Deps struct {
 	// Network, when set, adds the networking tools.
 	Network Network
 	Exec    ExecLimits
+	// Limiter is the rate limit every tool call passes first; required.
+	Limiter Limiter
+	// Activity, when set, learns of every request of the session.
+	Activity Activity
+	// Vault is the shared knowledge base; nil when the configuration
+	// disables it (the vault tool then says so).
+	Vault Vault
 	// Audit, when set, receives every tool call.
 	Audit  func(ctx context.Context, r AuditRecord)
 	Logger *slog.Logger
@@ -65,11 +72,18 @@ type Workspaces interface {
 	Exec(ctx context.Context, c workspace.Caller, ref string, req workspace.ExecRequest) (*workspace.ExecResult, error)
 	WriteFile(ctx context.Context, c workspace.Caller, ref, path string, content []byte, mode uint32) error
 	ReadFile(ctx context.Context, c workspace.Caller, ref, path string, offset, limit int64) (data []byte, size int64, err error)
+	JobsAndFiles
+	Adopt(ctx context.Context, c workspace.Caller, ref string, force bool) (*workspace.AdoptResult, error)
 }
 
 // NewServer returns the MCP server for one connection. caller is the
 // session the daemon assigned to that connection; no tool can change it.
 func NewServer(d Deps, caller workspace.Caller) *mcp.Server {
+	if d.Limiter == nil {
+		// A server without its rate limit is a wiring mistake, never a
+		// configuration: fail at once rather than serve unlimited.
+		panic("mcpserver: Deps.Limiter is required")
+	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -77,11 +91,15 @@ func NewServer(d Deps, caller workspace.Caller) *mcp.Server {
 		&mcp.ServerOptions{
 			Instructions: "agentiso gives you isolated Linux workspaces (microVMs). " +
 				"Create one with workspace_create, run commands with exec, read and write files " +
-				"with file_read and file_write, and destroy it when done.",
+				"with file_read and file_write, and destroy it when done. " +
+				"Workspaces listed with owned: false were left by a session that ended (yours, " +
+				"before a reconnect): take them back with workspace_adopt. The vault tool is a markdown " +
+				"knowledge base on the host, shared by every session, that needs no workspace.",
 			SchemaCache:  d.SchemaCache,
 			Capabilities: &mcp.ServerCapabilities{},
 		})
 	t := &tools{d: d, caller: caller}
+	s.AddReceivingMiddleware(t.guard)
 	t.register(s)
 	return s
 }
@@ -96,7 +114,15 @@ type tools struct {
 // target extracts the audited object (a workspace reference) from the input.
 func add[In, Out any](t *tools, s *mcp.Server, name, desc string, target func(In) string,
 	h func(ctx context.Context, req *mcp.CallToolRequest, in In) (Out, error)) {
-	mcp.AddTool(s, &mcp.Tool{Name: name, Description: desc},
+	addTool(t, s, &mcp.Tool{Name: name, Description: desc}, target, h)
+}
+
+// addTool is add for a tool that brings more than a name and description,
+// such as an input schema refined beyond what its Go type says.
+func addTool[In, Out any](t *tools, s *mcp.Server, tool *mcp.Tool, target func(In) string,
+	h func(ctx context.Context, req *mcp.CallToolRequest, in In) (Out, error)) {
+	name := tool.Name
+	mcp.AddTool(s, tool,
 		func(ctx context.Context, req *mcp.CallToolRequest, in In) (*mcp.CallToolResult, Out, error) {
 			start := time.Now()
 			out, err := h(ctx, req, in)
@@ -132,5 +158,10 @@ func (t *tools) register(s *mcp.Server) {
 	t.registerWorkspaceTools(s)
 	t.registerExecTools(s)
 	t.registerFileTools(s)
+	t.registerJobTools(s)
+	t.registerFileOpsTools(s)
+	t.registerSnapshotTools(s)
+	t.registerSessionTools(s)
+	t.registerVaultTools(s)
 	t.registerNetworkTools(s)
 }

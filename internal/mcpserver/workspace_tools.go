@@ -87,7 +87,7 @@ func (t *tools) registerWorkspaceTools(s *mcp.Server) {
 		})
 
 	add(t, s, "workspace_list",
-		"List your workspaces, optionally only those in one state.",
+		"List your workspaces, then orphans (owned: false) left by ended or stale sessions, which workspace_adopt takes over; optionally only those in one state.",
 		nil,
 		func(ctx context.Context, _ *mcp.CallToolRequest, in workspaceListIn) (*workspaceListOut, error) {
 			switch in.StateFilter {

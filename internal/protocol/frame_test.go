@@ -47,6 +47,18 @@ func sampleMessages() []Message {
 		&Shutdown{},
 		&OK{},
 		&Error{Class: "not_found", Message: "/x: no such file"},
+		&SetEnv{Vars: map[string]string{"API_KEY": "s3cret"}, Unset: []string{"OLD"}},
+		&EnvSet{Names: []string{"API_KEY", "B"}},
+		&JobStart{Argv: []string{"/bin/sh", "-c", "make"}, Workdir: "/src", Env: map[string]string{"A": "b"}, MaxOutputBytes: 4096},
+		&JobPoll{JobID: 7},
+		&JobKill{JobID: 7, Signal: "SIGKILL"},
+		&JobStatus{JobID: 7, Pid: 123, ExitCode: -1, Signal: "SIGKILL", DurationMs: 5, StdoutBytes: 10, StderrBytes: 2, Truncated: true, SignalSent: true},
+		&FileEdit{Path: "/a/b", Old: []byte("x"), New: []byte("y\x00")},
+		&FileEdited{Line: 3, Size: 99},
+		&FileList{Path: "/a", MaxEntries: 100},
+		&DirEntries{Entries: []DirEntry{{Name: "f", Type: EntryFile, Size: 3, Mode: 0o644, MtimeNs: 9}, {Name: "l", Type: EntrySymlink, Target: "/x"}}},
+		&ListEnd{Total: 5, Truncated: true},
+		&Renew{Entropy: bytes.Repeat([]byte{7}, 64), RealtimeNs: 1764387862000000000, MachineID: "0123456789abcdef0123456789abcdef"},
 	}
 }
 

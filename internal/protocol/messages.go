@@ -12,8 +12,10 @@ import (
 )
 
 // Version is the protocol revision. The guest reports it in Pong so the host
-// can refuse a guest it does not understand.
-const Version = 1
+// can refuse a guest it does not understand: an image built before a change
+// fails at its first Ping with "rebuild the guest image", not later on a
+// message it lacks. Revision 2 added Renew.
+const Version = 2
 
 // Type names a message on the wire.
 type Type string
@@ -65,6 +67,22 @@ var registry = map[Type]func() Message{
 	TypeShutdown:  func() Message { return new(Shutdown) },
 	TypeOK:        func() Message { return new(OK) },
 	TypeError:     func() Message { return new(Error) },
+
+	// Background jobs and the persistent environment (jobs.go).
+	TypeSetEnv:    func() Message { return new(SetEnv) },
+	TypeEnvSet:    func() Message { return new(EnvSet) },
+	TypeJobStart:  func() Message { return new(JobStart) },
+	TypeJobPoll:   func() Message { return new(JobPoll) },
+	TypeJobKill:   func() Message { return new(JobKill) },
+	TypeJobStatus: func() Message { return new(JobStatus) },
+
+	// File operations (fileops.go).
+	TypeFileEdit:   func() Message { return new(FileEdit) },
+	TypeFileEdited: func() Message { return new(FileEdited) },
+	TypeFileList:   func() Message { return new(FileList) },
+	TypeDirEntries: func() Message { return new(DirEntries) },
+	TypeListEnd:    func() Message { return new(ListEnd) },
+	TypeRenew:      func() Message { return new(Renew) },
 }
 
 // Ping asks the guest whether it is ready. The first answered Ping after boot
@@ -164,18 +182,8 @@ type Exec struct {
 const MaxExecOutputBytes = 16 << 20
 
 func (m *Exec) validate() error {
-	if len(m.Argv) == 0 || m.Argv[0] == "" {
-		return errors.New("argv: must not be empty")
-	}
-	for i, a := range m.Argv {
-		if strings.IndexByte(a, 0) >= 0 {
-			return fmt.Errorf("argv[%d]: must not contain NUL", i)
-		}
-	}
-	if m.Workdir != "" {
-		if err := checkGuestPath("workdir", m.Workdir); err != nil {
-			return err
-		}
+	if err := checkCommand(m.Argv, m.Workdir); err != nil {
+		return err
 	}
 	if m.TimeoutMs < 0 {
 		return errors.New("timeout_ms: must not be negative")
@@ -233,11 +241,7 @@ type Signal struct {
 }
 
 func (m *Signal) validate() error {
-	switch m.Signal {
-	case "SIGTERM", "SIGKILL", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2":
-		return nil
-	}
-	return errors.New("signal: must be one of SIGTERM, SIGKILL, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2")
+	return checkSignal(m.Signal)
 }
 
 // FileWrite starts a file upload. Data messages follow, then DataEnd; the
@@ -347,6 +351,23 @@ func (*DataEnd) Type() Type   { return TypeDataEnd }
 func (*Shutdown) Type() Type  { return TypeShutdown }
 func (*OK) Type() Type        { return TypeOK }
 func (*Error) Type() Type     { return TypeError }
+
+// checkCommand accepts a command line to run: a non-empty argv without NUL
+// bytes and, if given, an absolute working directory.
+func checkCommand(argv []string, workdir string) error {
+	if len(argv) == 0 || argv[0] == "" {
+		return errors.New("argv: must not be empty")
+	}
+	for i, a := range argv {
+		if strings.IndexByte(a, 0) >= 0 {
+			return fmt.Errorf("argv[%d]: must not contain NUL", i)
+		}
+	}
+	if workdir != "" {
+		return checkGuestPath("workdir", workdir)
+	}
+	return nil
+}
 
 // checkGuestPath accepts an absolute guest path without NUL bytes; field
 // names it in the error.

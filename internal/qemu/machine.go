@@ -74,6 +74,12 @@ type MachineConfig struct {
 
 	// Net, when set, attaches a virtio-net device to an existing TAP.
 	Net *NetConfig
+
+	// Incoming starts the VM waiting for a migration stream (-incoming
+	// defer) instead of booting: it resumes a saved memory state, handed
+	// over by QMP migrate-incoming (see MigrateIncoming). The machine must
+	// be the one the state was saved from (CPUs, memory, devices).
+	Incoming bool
 }
 
 // NetConfig is a VM's network interface.
@@ -205,6 +211,11 @@ func Argv(binary string, cfg MachineConfig) []string {
 			"-netdev", "tap,id=net0,ifname="+optEscape(n.TAP)+",script=no,downscript=no",
 			"-device", "virtio-net-device,netdev=net0,mac="+n.MAC,
 		)
+	}
+	if cfg.Incoming {
+		// "defer": the stream comes later over QMP, as a file descriptor,
+		// so no path or command ever appears on the command line.
+		argv = append(argv, "-incoming", "defer")
 	}
 	return argv
 }

@@ -35,6 +35,9 @@ func TestArgvGolden(t *testing.T) {
 	kvmNet.Accel = AccelKVM
 	kvmNet.Net = &NetConfig{TAP: "tap-ws0123", MAC: "52:54:00:12:34:56"}
 
+	incoming := testMachine()
+	incoming.Incoming = true
+
 	commas := testMachine()
 	commas.Disk = "/srv/odd,dir/disk.qcow2"
 	commas.QMPSocket = "/run/odd,dir/qmp.sock"
@@ -46,6 +49,7 @@ func TestArgvGolden(t *testing.T) {
 		{"argv_tcg.golden", testMachine()},
 		{"argv_kvm_net.golden", kvmNet},
 		{"argv_commas.golden", commas},
+		{"argv_incoming.golden", incoming},
 	} {
 		t.Run(tt.golden, func(t *testing.T) {
 			if err := tt.cfg.Validate(); err != nil {

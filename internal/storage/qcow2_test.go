@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -96,7 +97,8 @@ func TestQcow2Conformance(t *testing.T) {
 	})
 }
 
-func TestQcow2Layout(t *testing.T) {
+func newQcow2(t testing.TB) (*storage.Qcow2, string, string) {
+	t.Helper()
 	testenv.Require(t, "qemu-img")
 	base, err := baseOnce()
 	if err != nil {
@@ -107,23 +109,35 @@ func TestQcow2Layout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b, root, base
+}
+
+func TestQcow2Layout(t *testing.T) {
+	b, root, base := newQcow2(t)
 	ctx := context.Background()
 	p, err := b.Create(ctx, "ws1", base, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := filepath.Join(root, "ws1", "disk.qcow2"); p != want {
+	top, err := b.Top("ws1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(root, "layers", top+".qcow2"); p != want {
 		t.Errorf("Create() = %q, want %q", p, want)
 	}
-	// The overlay names its base by absolute path and format.
+	if ptr, err := os.ReadFile(filepath.Join(root, "disks", "ws1", "top")); err != nil || strings.TrimSpace(string(ptr)) != top {
+		t.Errorf("top pointer = %q, %v; want %s", ptr, err, top)
+	}
+	// The layer names its base by absolute path and format.
 	out, err := hostcmd.Run(ctx, "qemu-img", "info", "-U", p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(out), "backing file: "+base) || !strings.Contains(string(out), "backing file format: qcow2") {
-		t.Errorf("overlay does not name its base by path and format:\n%s", out)
+		t.Errorf("layer does not name its base by path and format:\n%s", out)
 	}
-	for _, dir := range []string{root, filepath.Dir(p)} {
+	for _, dir := range []string{root, filepath.Join(root, "layers"), filepath.Join(root, "disks"), filepath.Join(root, "disks", "ws1")} {
 		fi, err := os.Stat(dir)
 		if err != nil {
 			t.Fatal(err)
@@ -132,9 +146,108 @@ func TestQcow2Layout(t *testing.T) {
 			t.Errorf("%s has mode %v, want 0700", dir, fi.Mode().Perm())
 		}
 	}
-	entries, _ := os.ReadDir(filepath.Dir(p))
-	if len(entries) != 1 {
-		t.Errorf("workspace directory holds %d files, want only the overlay", len(entries))
+	for _, f := range []string{p, filepath.Join(root, "disks", "ws1", "top")} {
+		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, %v; want 0600", f, fi.Mode().Perm(), err)
+		}
+	}
+	if entries, _ := os.ReadDir(filepath.Join(root, "layers")); len(entries) != 1 {
+		t.Errorf("the layer store holds %d files, want only the new top", len(entries))
+	}
+}
+
+// qemuLive does what QEMU's blockdev-snapshot-sync does to the disk files:
+// it creates the new top on the current one.
+func qemuLive(t *testing.T, b *storage.Qcow2, id string) func(context.Context, string) error {
+	return func(ctx context.Context, newTop string) error {
+		cur, err := b.Path(id)
+		if err != nil {
+			return err
+		}
+		_, err = hostcmd.Run(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-b", cur, "-F", "qcow2", newTop)
+		return err
+	}
+}
+
+func TestQcow2LiveFreeze(t *testing.T) {
+	b, root, base := newQcow2(t)
+	ctx := context.Background()
+	old, err := b.Create(ctx, "live", base, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldTop, _ := b.Top("live")
+
+	// A VM that fails to switch leaves everything as it was, including no
+	// half-made file.
+	_, err = b.Freeze(ctx, "live", func(ctx context.Context, newTop string) error {
+		os.WriteFile(newTop, []byte("partial"), 0o644)
+		return errors.New("qmp: refused")
+	})
+	if err == nil {
+		t.Fatal("Freeze succeeded although the VM did not switch")
+	}
+	if p, _ := b.Path("live"); p != old {
+		t.Errorf("a failed live Freeze moved the top to %s", p)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(root, "layers")); len(entries) != 1 {
+		t.Errorf("a failed live Freeze left %d files in the layer store", len(entries))
+	}
+
+	var newTop string
+	frozen, err := b.Freeze(ctx, "live", func(ctx context.Context, p string) error {
+		newTop = p
+		return qemuLive(t, b, "live")(ctx, p)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if frozen != oldTop {
+		t.Errorf("froze %s, want the old top %s", frozen, oldTop)
+	}
+	if p, _ := b.Path("live"); p != newTop || filepath.Dir(newTop) != filepath.Join(root, "layers") {
+		t.Errorf("top is %s, want the VM's new top %s in the layer store", p, newTop)
+	}
+	if fi, err := os.Stat(newTop); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the VM-made top has mode %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+}
+
+// TestQcow2RepairRecordsASwitchACrashInterrupted: a VM switched to a new top
+// (blockdev-snapshot-sync) and the daemon died before it recorded that.
+func TestQcow2RepairRecordsASwitchACrashInterrupted(t *testing.T) {
+	b, root, base := newQcow2(t)
+	ctx := context.Background()
+	if _, err := b.Create(ctx, "crash", base, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Create(ctx, "bystander", base, 0); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := b.Top("bystander")
+	newTop := filepath.Join(root, "layers", "00112233445566778899aabbccddeeff.qcow2")
+	if err := qemuLive(t, b, "crash")(ctx, newTop); err != nil {
+		t.Fatal(err)
+	}
+	// A layer left half-made by a crash.
+	if err := os.WriteFile(filepath.Join(root, "layers", "ffeeddccbbaa99887766554433221100.qcow2.tmp"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Repair(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := b.Path("crash"); p != newTop {
+		t.Errorf("after Repair the top is %s, want the one the VM switched to", p)
+	}
+	if after, _ := b.Top("bystander"); after != before {
+		t.Error("Repair changed another disk")
+	}
+	removed, err := b.Prune(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || !strings.HasSuffix(removed[0], ".tmp") {
+		t.Errorf("Prune removed %v, want only the half-made layer (the frozen one is under a disk)", removed)
 	}
 }
 

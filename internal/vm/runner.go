@@ -124,6 +124,12 @@ type Spec struct {
 	// LogDir holds console.log and qemu.log, which stay after the VM
 	// stops; empty means RunDir.
 	LogDir string
+
+	// Incoming, when set, is a memory state saved by VM.SaveMemory: the VM
+	// resumes it, processes and all, instead of booting. Disk must be a new
+	// top on the layer frozen with that state, and the VM must have the
+	// shape it was saved with (VCPUs, MemoryMB, devices).
+	Incoming string
 }
 
 // paths are the files of one VM.
@@ -167,6 +173,7 @@ func (r *Runner) machine(s Spec) qemu.MachineConfig {
 		ChannelSocket: p.channel,
 		PIDFile:       p.pidFile,
 		Net:           s.Net,
+		Incoming:      s.Incoming != "",
 	}
 	if m.Accel == qemu.AccelTCG {
 		khz, err := qemu.HostTSCkHz()
@@ -185,6 +192,9 @@ func (s Spec) validate() error {
 	if err := names.Validate("id", s.ID); err != nil {
 		errs = append(errs, err)
 	}
+	if s.Incoming != "" && !filepath.IsAbs(s.Incoming) {
+		errs = append(errs, fmt.Errorf("incoming: %q must be an absolute path", s.Incoming))
+	}
 	for _, d := range []struct{ name, dir string }{{"run_dir", s.RunDir}, {"log_dir", s.LogDir}} {
 		if d.dir != "" && !filepath.IsAbs(d.dir) || d.name == "run_dir" && d.dir == "" {
 			errs = append(errs, fmt.Errorf("%s: %q must be an absolute path", d.name, d.dir))
@@ -194,8 +204,9 @@ func (s Spec) validate() error {
 }
 
 // Start runs spec: it starts QEMU paused, connects to QMP, the console and
-// the guest channel, lets the guest run, and returns once the guest agent
-// answers a Ping, within the boot timeout. On any failure QEMU is killed and
+// the guest channel, lets the guest run (or first loads spec.Incoming, the
+// saved state it resumes), and returns once the guest agent answers a Ping,
+// within the boot timeout. On any failure QEMU is killed and
 // its sockets removed; the error's public text carries the console tail.
 // Start and Attach of one VM must not run concurrently: the caller
 // serialises them per VM.

@@ -40,6 +40,9 @@ type BootInfo struct {
 	KernelToInit time.Duration
 	// Pong is the guest's first answer.
 	Pong protocol.Pong
+	// LoadState is the time spent loading a saved memory state (a VM
+	// started with Spec.Incoming); zero for a boot.
+	LoadState time.Duration
 }
 
 // VM is a running QEMU and the connections to it.
@@ -276,12 +279,40 @@ func (v *VM) connect(ctx context.Context, fresh bool) error {
 	}()
 
 	cont := fresh
+	if fresh && v.spec.Incoming != "" {
+		if err := v.loadMemory(ctx, q); err != nil {
+			return err
+		}
+	}
 	if !fresh {
 		st, err := q.QueryStatus(ctx)
 		if err != nil {
 			return fmt.Errorf("querying vm status: %w", err)
 		}
-		cont = st.Status == "prelaunch"
+		if st.Status == "inmigrate" {
+			// A daemon died before the VM got its saved state.
+			return errors.New("the vm never received the memory state it was started to resume")
+		}
+		// A daemon that died while the VM saved its memory for a snapshot
+		// leaves the save running: run to completion it would pause the VM
+		// again and hand its disk away. End it before anything else.
+		if ran, err := q.StopMigration(ctx); err != nil {
+			return fmt.Errorf("ending a memory save left running: %w", err)
+		} else if ran {
+			v.log.Warn("ended a memory save a previous daemon left running")
+			if st, err = q.QueryStatus(ctx); err != nil {
+				return fmt.Errorf("querying vm status: %w", err)
+			}
+		}
+		switch st.Status {
+		case "prelaunch":
+			cont = true
+		case "paused", "postmigrate":
+			// A daemon died while the VM was paused for a snapshot: no VM
+			// is meant to stay paused without a daemon that resumes it.
+			v.log.Warn("resuming a vm left paused", "status", st.Status)
+			cont = true
+		}
 	}
 	if cont {
 		if err := q.Execute(ctx, "cont", nil, nil); err != nil {

@@ -45,19 +45,8 @@ func (m *Manager) Create(ctx context.Context, c Caller, req CreateRequest) (*Inf
 
 	var w state.Workspace
 	err = m.store.Tx(ctx, func(tx *state.Tx) error {
-		mine, err := tx.CountWorkspaces(ctx, c.SessionID)
-		if err != nil {
+		if err := m.admit(ctx, tx, c.SessionID, res, 1); err != nil {
 			return err
-		}
-		if mine >= m.limits.MaxWorkspacesPerSession {
-			return errdefs.Quotaf("this session already has %d workspaces, the most allowed (resources.max_workspaces_per_session)", mine)
-		}
-		all, err := tx.CountWorkspaces(ctx, "")
-		if err != nil {
-			return err
-		}
-		if all >= m.limits.MaxTotalVMs {
-			return errdefs.Quotaf("the host already runs %d workspaces, the most allowed (vm.max_total_vms)", all)
 		}
 		rec := state.Workspace{
 			ID: uuid.NewString(), Name: req.Name, Owner: c.SessionID, State: state.WorkspaceCreating,
@@ -93,6 +82,11 @@ func (m *Manager) Create(ctx context.Context, c Caller, req CreateRequest) (*Inf
 	start := time.Now()
 	v, err := m.boot(ctx, w)
 	if err != nil {
+		return nil, err
+	}
+	// Every workspace is its own instance: its own machine-id (the image
+	// has none) and a reseeded RNG.
+	if err := m.renew(ctx, v, newMachineID()); err != nil {
 		return nil, err
 	}
 	bootMs := time.Since(start).Milliseconds()
@@ -138,6 +132,9 @@ func (m *Manager) forget(id string) {
 	} else if forgotten {
 		m.freeLease(ctx, freed)
 	}
+	// Its snapshots went with the record; their layers go unless forks
+	// stand on them.
+	m.pruneLayers(ctx)
 	m.mu.Lock()
 	delete(m.locks, id)
 	m.mu.Unlock()
@@ -182,6 +179,9 @@ func (m *Manager) Start(ctx context.Context, c Caller, ref string) (*Info, error
 	defer unlock()
 	if w, err = m.store.GetWorkspace(ctx, w.ID); err != nil {
 		return nil, err
+	}
+	if w.Owner != c.SessionID { // adopted by another session meanwhile
+		return nil, errNoWorkspace()
 	}
 	switch w.State {
 	case state.WorkspaceStopped, state.WorkspaceError:
@@ -228,6 +228,9 @@ func (m *Manager) Stop(ctx context.Context, c Caller, ref string) (*Info, error)
 	if w, err = m.store.GetWorkspace(ctx, w.ID); err != nil {
 		return nil, err
 	}
+	if w.Owner != c.SessionID { // adopted by another session meanwhile
+		return nil, errNoWorkspace()
+	}
 	if w.State != state.WorkspaceRunning {
 		return nil, errdefs.Conflictf("workspace_id: the workspace is %s, not running", displayState(w.State))
 	}
@@ -262,6 +265,9 @@ func (m *Manager) Destroy(ctx context.Context, c Caller, ref string) error {
 	unlock := m.lock(w.ID)
 	defer unlock()
 	if _, err := m.store.UpdateWorkspace(ctx, w.ID, func(r *state.Workspace) error {
+		if r.Owner != c.SessionID { // adopted by another session meanwhile
+			return errNoWorkspace()
+		}
 		r.State = state.WorkspaceDestroying
 		return nil
 	}); err != nil {
@@ -272,7 +278,8 @@ func (m *Manager) Destroy(ctx context.Context, c Caller, ref string) error {
 	return nil
 }
 
-// List returns c's workspaces, optionally only those in one state.
+// List returns c's workspaces and then the orphans c may adopt (owned
+// false), optionally only those in one state.
 func (m *Manager) List(ctx context.Context, c Caller, stateFilter string) ([]Info, error) {
 	f := state.WorkspaceFilter{Owner: c.SessionID}
 	if stateFilter != "" {
@@ -285,6 +292,13 @@ func (m *Manager) List(ctx context.Context, c Caller, stateFilter string) ([]Inf
 	out := make([]Info, 0, len(ws))
 	for _, w := range ws {
 		out = append(out, *m.info(ctx, w, true))
+	}
+	orphans, err := m.orphans(ctx, c, f.States)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range orphans {
+		out = append(out, *m.info(ctx, w, false))
 	}
 	return out, nil
 }
@@ -341,6 +355,14 @@ func (m *Manager) info(ctx context.Context, w state.Workspace, owned bool) *Info
 	m.networkInfo(ctx, w, i)
 	if u, err := m.disks.Usage(ctx, w.ID); err == nil {
 		i.DiskUsedBytes = u.Allocated
+	}
+	i.Snapshots = []string{}
+	if snaps, err := m.store.ListSnapshots(ctx, w.ID); err == nil {
+		for _, s := range snaps {
+			if s.State == state.SnapshotReady {
+				i.Snapshots = append(i.Snapshots, s.Name)
+			}
+		}
 	}
 	return i
 }

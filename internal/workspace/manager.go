@@ -16,8 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/agentiso/agentiso/internal/channel"
 	"github.com/agentiso/agentiso/internal/errdefs"
 	"github.com/agentiso/agentiso/internal/image"
@@ -46,12 +44,24 @@ type Guest interface {
 type Limits struct {
 	DefaultVCPUs, DefaultMemoryMB, DefaultDiskGB int
 	MaxVCPUs, MaxMemoryMB, MaxDiskGB             int
-	// MaxWorkspacesPerSession bounds one session's workspaces.
+	// MaxWorkspacesPerSession bounds one session's workspaces;
+	// MaxMemoryMBPerSession and MaxDiskGBPerSession the sums of their sizes.
 	MaxWorkspacesPerSession int
+	MaxMemoryMBPerSession   int
+	MaxDiskGBPerSession     int
 	// MaxTotalVMs bounds the workspaces of all sessions together.
 	MaxTotalVMs int
 	// MinMemoryMB is the smallest guest that boots.
 	MinMemoryMB int
+	// MaxSnapshotsPerWorkspace bounds one workspace's snapshots; new
+	// snapshots and forks are refused when they would leave less than
+	// MinFreeBytes, or MinFreePercent of the storage filesystem, free (M-19).
+	MaxSnapshotsPerWorkspace int
+	MinFreeBytes             int64
+	MinFreePercent           int
+	// StaleSession is how long a session may be silent before another may
+	// take over its workspaces with workspace_adopt's force.
+	StaleSession time.Duration
 }
 
 // Options configures a Manager.
@@ -67,6 +77,8 @@ type Options struct {
 	// logs; they outlive the VM and go with the workspace.
 	LogDir string
 	Limits Limits
+	// Transfer confines file_transfer on the host (transfer.go).
+	Transfer TransferLimits
 	// Network, when set, gives every workspace a network interface on the
 	// bridge; nil means workspaces have none.
 	Network *NetworkOptions
@@ -75,15 +87,16 @@ type Options struct {
 
 // Manager owns every workspace's lifecycle.
 type Manager struct {
-	store  *state.Store
-	runner VMRunner
-	disks  storage.Backend
-	image  *image.Image
-	runDir string
-	logDir string
-	limits Limits
-	net    *netState
-	log    *slog.Logger
+	store    *state.Store
+	runner   VMRunner
+	disks    storage.Backend
+	image    *image.Image
+	runDir   string
+	logDir   string
+	limits   Limits
+	transfer TransferLimits
+	net      *netState
+	log      *slog.Logger
 
 	mu sync.Mutex
 	// live holds the VMs of running workspaces, by workspace ID.
@@ -100,6 +113,9 @@ func New(o Options) (*Manager, error) {
 	if o.Store == nil || o.Runner == nil || o.Disks == nil || o.Image == nil {
 		return nil, errors.New("workspace manager: store, runner, disks and image are required")
 	}
+	if err := o.Limits.check(); err != nil {
+		return nil, err
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -114,7 +130,7 @@ func New(o Options) (*Manager, error) {
 	}
 	return &Manager{
 		store: o.Store, runner: o.Runner, disks: o.Disks, image: o.Image,
-		runDir: o.RunDir, logDir: o.LogDir, limits: o.Limits, net: ns, log: o.Logger,
+		runDir: o.RunDir, logDir: o.LogDir, limits: o.Limits, transfer: o.Transfer, net: ns, log: o.Logger,
 		live: map[string]*vm.VM{}, locks: map[string]*sync.Mutex{}, stopping: map[string]bool{},
 	}, nil
 }
@@ -127,19 +143,7 @@ func errNoWorkspace() error {
 
 // resolve finds the workspace ref (an ID or a name) owned by c.
 func (m *Manager) resolve(ctx context.Context, c Caller, ref string) (state.Workspace, error) {
-	if ref == "" {
-		return state.Workspace{}, errdefs.Invalidf("workspace_id: required")
-	}
-	var w state.Workspace
-	var err error
-	if _, perr := uuid.Parse(ref); perr == nil {
-		w, err = m.store.GetWorkspace(ctx, ref)
-	} else {
-		w, err = m.store.GetWorkspaceByName(ctx, ref)
-	}
-	if errdefs.Is(err, errdefs.NotFound) {
-		return state.Workspace{}, errNoWorkspace()
-	}
+	w, err := lookup(ctx, m.store, ref)
 	if err != nil {
 		return state.Workspace{}, err
 	}

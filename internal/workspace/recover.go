@@ -15,6 +15,10 @@ import (
 // that never finished are undone, and destroys that never finished are
 // finished. No workspace that was acknowledged is lost.
 func (m *Manager) Recover(ctx context.Context) error {
+	// A VM that switched to a new disk layer just before the crash keeps it.
+	if err := m.disks.Repair(ctx); err != nil {
+		return fmt.Errorf("repairing disks: %w", err)
+	}
 	if err := m.recoverNetwork(ctx); err != nil {
 		return fmt.Errorf("restoring network rules: %w", err)
 	}
@@ -41,6 +45,8 @@ func (m *Manager) Recover(ctx context.Context) error {
 			m.dropTAP(w)
 		}
 	}
+	m.recoverSnapshots(ctx)
+	m.pruneLayers(ctx)
 	m.finishReleases(ctx)
 	return nil
 }

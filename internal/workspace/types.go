@@ -39,29 +39,34 @@ type Network struct {
 // ForkedFrom records a fork's lineage.
 type ForkedFrom struct {
 	SourceWorkspaceID string `json:"source_workspace_id"`
-	SnapshotName      string `json:"snapshot_name"`
+	// SourceWorkspaceName is set only where the caller owns the source (the
+	// fork's own result): a name is never shown to another session (L-16).
+	SourceWorkspaceName string `json:"source_workspace_name,omitempty"`
+	SnapshotName        string `json:"snapshot_name"`
 }
 
 // Info is a workspace as tools and the dashboard show it.
 type Info struct {
-	ID         string      `json:"workspace_id"`
-	Name       string      `json:"name"`
-	State      string      `json:"state"`
-	IP         string      `json:"ip"`
-	BaseImage  string      `json:"base_image"`
-	Resources  Resources   `json:"resources"`
-	Network    Network     `json:"network"`
-	Owned      bool        `json:"owned"`
-	CreatedAt  time.Time   `json:"created_at"`
-	StartedAt  *time.Time  `json:"started_at,omitempty"`
-	UptimeSecs int64       `json:"uptime_secs"`
-	BootTimeMs int64       `json:"boot_time_ms"`
-	FromPool   bool        `json:"from_pool"`
-	ForkedFrom *ForkedFrom `json:"forked_from,omitempty"`
+	ID            string      `json:"workspace_id"`
+	Name          string      `json:"name"`
+	State         string      `json:"state"`
+	IP            string      `json:"ip"`
+	BaseImage     string      `json:"base_image"`
+	Resources     Resources   `json:"resources"`
+	Network       Network     `json:"network"`
+	Owned         bool        `json:"owned"`
+	CreatedAt     time.Time   `json:"created_at"`
+	StartedAt     *time.Time  `json:"started_at,omitempty"`
+	UptimeSecs    int64       `json:"uptime_secs"`
+	BootTimeMs    int64       `json:"boot_time_ms"`
+	FromPool      bool        `json:"from_pool"`
+	ForkedFrom    *ForkedFrom `json:"forked_from,omitempty"`
+	DiskUsedBytes int64       `json:"disk_used_bytes"`
+	// Snapshots names the workspace's snapshots, oldest first.
+	Snapshots []string `json:"snapshots"`
 	// PortForwards are the workspace's forwards from host ports.
-	PortForwards  []PortForwardInfo `json:"port_forwards"`
-	DiskUsedBytes int64             `json:"disk_used_bytes"`
-	LastError     string            `json:"last_error,omitempty"`
+	PortForwards []PortForwardInfo `json:"port_forwards"`
+	LastError    string            `json:"last_error,omitempty"`
 }
 
 // ExecRequest is one command for exec.
@@ -86,4 +91,73 @@ type ExecResult struct {
 type Logs struct {
 	Console string `json:"console,omitempty"`
 	Stderr  string `json:"stderr,omitempty"`
+}
+
+// SnapshotRequest is what snapshot create asks for.
+type SnapshotRequest struct {
+	Name string
+	// IncludeMemory saves the running VM's memory with the disk, so a
+	// restore or fork resumes its processes.
+	IncludeMemory bool
+}
+
+// SnapshotInfo is a snapshot as tools show it.
+type SnapshotInfo struct {
+	ID          string    `json:"snapshot_id"`
+	Name        string    `json:"name"`
+	WorkspaceID string    `json:"workspace_id"`
+	HasMemory   bool      `json:"has_memory"`
+	CreatedAt   time.Time `json:"created_at"`
+	// Parent is the snapshot this one descends from in the workspace's
+	// history (nil for the first): the tree of snapshots.
+	Parent *string `json:"parent"`
+	// DiskBytes is the host space of the snapshot's frozen disk layer (the
+	// changes since its parent layer); MemoryBytes that of its memory
+	// state, 0 for a disk-only snapshot.
+	DiskBytes   int64 `json:"disk_bytes"`
+	MemoryBytes int64 `json:"memory_bytes"`
+	// Forks counts the other workspaces whose disks stand on it; while
+	// there are any it cannot be deleted.
+	Forks int `json:"forks"`
+}
+
+// RestoreResult is what a snapshot restore did.
+type RestoreResult struct {
+	WorkspaceID string `json:"workspace_id"`
+	Name        string `json:"name"`
+	State       string `json:"state"`
+	HasMemory   bool   `json:"has_memory"`
+	// RemovedSnapshots are the snapshots newer than the restored one, which
+	// a restore drops.
+	RemovedSnapshots []string `json:"removed_snapshots"`
+	Message          string   `json:"message"`
+}
+
+// ForkRequest is what workspace_fork asks for.
+type ForkRequest struct {
+	SnapshotName string
+	// NewName names a single fork; NamePrefix names forks prefix-1..N.
+	NewName    string
+	Count      int
+	NamePrefix string
+}
+
+// MaxForks bounds one workspace_fork call.
+const MaxForks = 20
+
+// ForkFailure is one fork of a batch that could not be made.
+type ForkFailure struct {
+	Index int    `json:"index"`
+	Name  string `json:"name"`
+	Error string `json:"error"`
+}
+
+// ForkResult is what workspace_fork made: the forks that run (their Info
+// records forked_from) and those that failed.
+type ForkResult struct {
+	SourceWorkspaceID   string        `json:"source_workspace_id"`
+	SourceWorkspaceName string        `json:"source_workspace_name"`
+	SnapshotName        string        `json:"snapshot_name"`
+	Forks               []Info        `json:"forks"`
+	Failures            []ForkFailure `json:"failures"`
 }

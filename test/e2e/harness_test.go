@@ -39,7 +39,7 @@ var buildOnce sync.Once
 var buildErr error
 
 // agentisoBinary builds cmd/agentiso once and returns its path.
-func agentisoBinary(t *testing.T) string {
+func agentisoBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "agentiso"), "../../cmd/agentiso").CombinedOutput()
@@ -55,7 +55,7 @@ func agentisoBinary(t *testing.T) string {
 
 // daemon is a real agentiso daemon on temporary directories.
 type daemon struct {
-	t          *testing.T
+	t          testing.TB
 	bin        string
 	dir        string // data dir
 	runDir     string
@@ -72,14 +72,20 @@ type daemon struct {
 // startDaemon writes a config for a private daemon and starts it in a
 // network namespace of its own. extra is appended to the config (more
 // sections or overrides).
-func startDaemon(t *testing.T, extra string) *daemon {
+func startDaemon(t testing.TB, extra string) *daemon {
 	t.Helper()
-	return startDaemonIn(t, extra, nil)
+	return startDaemonWith(t, "", extra)
 }
 
-// startDaemonIn is startDaemon with prepare run on the daemon's network
+// startDaemonWith is startDaemon with server, more keys of [server].
+func startDaemonWith(t testing.TB, server, extra string) *daemon {
+	t.Helper()
+	return startDaemonIn(t, server, extra, nil)
+}
+
+// startDaemonIn is startDaemonWith with prepare run on the daemon's network
 // namespace before the daemon starts (to give it interfaces).
-func startDaemonIn(t *testing.T, extra string, prepare func(netns string)) *daemon {
+func startDaemonIn(t testing.TB, server, extra string, prepare func(netns string)) *daemon {
 	t.Helper()
 	testenv.Require(t, "root", "qemu", "image", "netns", "nft")
 	d := &daemon{t: t, bin: agentisoBinary(t), dir: t.TempDir(), netns: newNetns(t, "agd")}
@@ -98,14 +104,14 @@ run_dir = %q
 socket_path = %q
 socket_group = ""
 transfer_dir = %q
-
+%s
 [image]
 dir = %q
 
 [vm]
 boot_timeout_secs = 90
 stop_timeout_secs = 10
-`, filepath.Join(d.dir, "data"), runDir, d.socket, filepath.Join(d.dir, "transfer"), testenv.ImageDir())
+`, filepath.Join(d.dir, "data"), runDir, d.socket, filepath.Join(d.dir, "transfer"), server, testenv.ImageDir())
 	if err := os.WriteFile(d.configPath, []byte(cfg+extra), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -226,22 +232,31 @@ func (d *daemon) client(ctx context.Context) *mcp.ClientSession {
 // clientCmd is client, also returning the shim process it launched.
 func (d *daemon) clientCmd(ctx context.Context) (*mcp.ClientSession, *exec.Cmd) {
 	d.t.Helper()
+	s, cmd, err := d.tryClientCmd(ctx)
+	if err != nil {
+		d.t.Fatalf("connecting MCP client: %v", err)
+	}
+	return s, cmd
+}
+
+// tryClientCmd is clientCmd for a client that may be refused.
+func (d *daemon) tryClientCmd(ctx context.Context) (*mcp.ClientSession, *exec.Cmd, error) {
 	c := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil)
 	cmd := exec.Command(d.bin, "mcp", "--config", d.configPath)
 	cmd.Stderr = os.Stderr
 	s, err := c.Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
 	if err != nil {
-		d.t.Fatalf("connecting MCP client: %v", err)
+		return nil, nil, err
 	}
 	d.t.Cleanup(func() { s.Close() })
-	return s, cmd
+	return s, cmd, nil
 }
 
 // statePath is the daemon's state database.
 func (d *daemon) statePath() string { return filepath.Join(d.dir, "data", "state.db") }
 
 // call invokes a tool that must succeed and decodes its structured result.
-func call[T any](ctx context.Context, t *testing.T, s *mcp.ClientSession, tool string, args map[string]any) T {
+func call[T any](ctx context.Context, t testing.TB, s *mcp.ClientSession, tool string, args map[string]any) T {
 	t.Helper()
 	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
 	if err != nil {
@@ -259,7 +274,7 @@ func call[T any](ctx context.Context, t *testing.T, s *mcp.ClientSession, tool s
 }
 
 // callErr invokes a tool that must fail with a tool error and returns its text.
-func callErr(ctx context.Context, t *testing.T, s *mcp.ClientSession, tool string, args map[string]any) string {
+func callErr(ctx context.Context, t testing.TB, s *mcp.ClientSession, tool string, args map[string]any) string {
 	t.Helper()
 	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 
 // newNetns creates a network namespace with loopback up, deleted when the
 // test ends (after every cleanup registered later, such as the daemon's).
-func newNetns(t *testing.T, prefix string) string {
+func newNetns(t testing.TB, prefix string) string {
 	t.Helper()
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
@@ -24,7 +24,7 @@ func newNetns(t *testing.T, prefix string) string {
 }
 
 // run runs a host program and fails the test on error.
-func run(t *testing.T, name string, args ...string) string {
+func run(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

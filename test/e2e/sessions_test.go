@@ -92,6 +92,8 @@ func TestL16_ForeignWorkspaceErrorsEchoNothing(t *testing.T) {
 			{"workspace_stop", map[string]any{"workspace_id": ref}},
 			{"exec", map[string]any{"workspace_id": ref, "command": "true"}},
 			{"file_read", map[string]any{"workspace_id": ref, "path": "/etc/hostname"}},
+			{"workspace_adopt", map[string]any{"workspace_id": ref}},
+			{"workspace_adopt", map[string]any{"workspace_id": ref, "force": true}},
 		} {
 			msg := callErr(ctx, t, b, tc.tool, tc.args)
 			if strings.Contains(msg, "private-ws") || strings.Contains(msg, ws.ID) {

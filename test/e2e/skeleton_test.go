@@ -142,7 +142,10 @@ func assertNoFiles(t *testing.T, root, suffix, keep string) {
 // TestBadInput checks that each kind of bad input is a clear tool error that
 // names what was wrong, and that the daemon keeps serving afterwards.
 func TestBadInput(t *testing.T) {
-	d := startDaemon(t, "")
+	// Refused creates count against the create-class rate limit (5 a
+	// minute by default; TestM21_RateLimitPerSession tests it): this
+	// test makes six in a row.
+	d := startDaemon(t, "\n[limits]\ncreate_per_min = 20\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	s := d.client(ctx)
