@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs the whole test suite, as root: formatting and vet, every unit,
-# integration and end-to-end test (real QEMU VMs under the guest image built
-# here, cached by the hash of its inputs), and the benchmarks in short mode.
+# Runs the whole test suite, as root: formatting and vet, the dashboard's
+# front end (typecheck, build, unit tests), every unit, integration and
+# end-to-end test (real QEMU VMs under the guest image built here, cached by
+# the hash of its inputs; the dashboard's in Debian's headless Chromium), and
+# the benchmarks in short mode.
 # With CI=true a test that lacks a prerequisite fails instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +14,9 @@ echo "== gofmt, go vet"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 [ -z "$unformatted" ] || { echo "gofmt would change: $unformatted" >&2; exit 1; }
 go vet ./...
+
+echo "== dashboard front end (npm ci, typecheck, unit tests, build into internal/dashboard/dist)"
+(cd web && npm ci --no-audit --no-fund && npm run build && npm test)
 
 echo "== build"
 bin=$(mktemp -d /tmp/agentiso-bin.XXXXXX)
@@ -25,7 +30,7 @@ export AGENTISO_TEST_IMAGE_DIR=${AGENTISO_TEST_IMAGE_DIR:-/var/cache/agentiso/te
 
 echo "== tests"
 go test -count=1 -timeout 25m ./...
-go test -count=1 -race -timeout 15m ./internal/channel/ ./internal/guest/ ./internal/state/ ./internal/workspace/ ./internal/daemon/ ./internal/protocol/
+go test -count=1 -race -timeout 15m ./internal/channel/ ./internal/guest/ ./internal/state/ ./internal/workspace/ ./internal/daemon/ ./internal/protocol/ ./internal/api/ ./internal/dashboard/
 
 echo "== benchmarks (short mode)"
 go test -run '^$' -bench . -benchtime 1x -timeout 20m ./internal/vm/ ./internal/channel/ ./test/e2e/

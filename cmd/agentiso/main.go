@@ -23,6 +23,7 @@ import (
 	"github.com/agentiso/agentiso/internal/errdefs"
 	"github.com/agentiso/agentiso/internal/image"
 	"github.com/agentiso/agentiso/internal/mcpshim"
+	"github.com/agentiso/agentiso/internal/redact"
 )
 
 func main() {
@@ -67,13 +68,17 @@ func newRoot() *cobra.Command {
 		initCmd(&cfgPath),
 		checkCmd(&cfgPath),
 		imageCmd(&cfgPath),
+		installCmd(&cfgPath),
+		uninstallCmd(&cfgPath),
 		networkCmd(&cfgPath),
 	)
 	return root
 }
 
+// newLogger writes text lines to stderr, each one passed through the
+// credential redactor first (M-7).
 func newLogger(cfg config.Config) *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.Server.SlogLevel()}))
+	return slog.New(redact.NewHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.Server.SlogLevel()})))
 }
 
 func daemonCmd(cfgPath *string) *cobra.Command {

@@ -7,9 +7,11 @@
 // Keys that are absent keep their defaults, so a file may set only what it
 // changes.
 //
-// The file holds no secrets and never needs any (finding L-11): tokens and
-// credentials reach the daemon another way, and a key such as admin_token is
-// rejected here like any other unknown key.
+// The file holds no secrets (finding L-11): it is readable by the agentiso
+// group, and a key that looks like a secret (admin_token, password, ...) is
+// refused with a message that says where it belongs. Secrets come from a
+// file of their own, mode 0600, named in [secrets], or from the environment
+// (LoadSecrets).
 //
 // To add a section: add a struct with toml and comment tags, a field for it in
 // Config, its defaults in Default, and a validate method called from
@@ -43,8 +45,12 @@ type Config struct {
 	Network   Network   `toml:"network" comment:"Workspace networking: bridge, addresses, internet access, port forwards."`
 	Files     Files     `toml:"files" comment:"Files moved between the host and workspaces."`
 	Storage   Storage   `toml:"storage" comment:"Workspace disks and snapshots: how many, and how much of the host's disk they may leave free."`
+	Pool      Pool      `toml:"pool" comment:"Warm pool: VMs booted ahead of time so workspace_create is fast. Pool VMs count against vm.max_total_vms."`
+	Secrets   Secrets   `toml:"secrets" comment:"Where secrets come from. Never put a secret in this file: name a file of its own (mode 0600, owned by root) or use the environment variable given."`
 	Limits    Limits    `toml:"limits" comment:"How much clients may ask of the daemon: calls per minute by cost class (per session and for all sessions together), connections, and requests in flight to guests."`
 	Vault     Vault     `toml:"vault" comment:"The shared markdown knowledge base, on the host."`
+	Dashboard Dashboard `toml:"dashboard" comment:"The web dashboard and its REST API."`
+	API       API       `toml:"api" comment:"The REST API's Unix socket, for the CLI."`
 }
 
 // Server configures the daemon process.
@@ -68,6 +74,9 @@ type VM struct {
 	StopTimeoutSecs    int    `toml:"stop_timeout_secs" comment:"Seconds a VM may take to stop before it is killed."`
 	ConsoleLogMaxBytes int64  `toml:"console_log_max_bytes" comment:"Size bound of each VM's console log."`
 	MaxTotalVMs        int    `toml:"max_total_vms" comment:"VMs on this host at once, across all sessions."`
+	// TCGCacheMB bounds QEMU's translated-code cache under TCG, which
+	// otherwise grows to 1 GiB per VM beyond its guest memory.
+	TCGCacheMB int `toml:"tcg_cache_mb" comment:"Under TCG (software emulation): MiB of translated code each VM may cache. Counted in its memory limit."`
 }
 
 // Image configures the guest image build.
@@ -88,6 +97,15 @@ type Resources struct {
 	MaxMemoryMB             int `toml:"max_memory_mb"`
 	MaxDiskGB               int `toml:"max_disk_gb"`
 	MaxWorkspacesPerSession int `toml:"max_workspaces_per_session"`
+	// CgroupRequired makes a VM that cannot be put under limits fail to
+	// start instead of running without them (finding H-8).
+	CgroupRequired bool `toml:"cgroup_required" comment:"Refuse to run a VM whose memory, CPU and pids limits cannot be applied (cgroup v2, or v1 memory/pids/cpu). false runs it without limits and logs a warning."`
+	// CgroupParent is where the VMs' cgroups live: outside the daemon's
+	// own, so a service restart never touches them.
+	CgroupParent string `toml:"cgroup_parent" comment:"The cgroup, relative to each hierarchy's root, under which every VM gets its own."`
+	// VMMemoryOverheadMB is what QEMU itself needs beyond guest memory
+	// (and the TCG cache): the memory limit is the sum.
+	VMMemoryOverheadMB int `toml:"vm_memory_overhead_mb" comment:"MiB a VM's QEMU may use beyond its guest memory (plus vm.tcg_cache_mb under TCG) before its cgroup's OOM killer ends it."`
 	// MaxMemoryMBPerSession and MaxDiskGBPerSession bound the sums over one
 	// session's workspaces, in every state (a stopped one may start again).
 	MaxMemoryMBPerSession int `toml:"max_memory_mb_per_session" comment:"Memory of all of one session's workspaces together, in MiB."`
@@ -114,6 +132,22 @@ type Storage struct {
 	MaxSnapshotsPerWorkspace int   `toml:"max_snapshots_per_workspace" comment:"Snapshots one workspace may keep."`
 	MinFreeBytes             int64 `toml:"min_free_bytes" comment:"New snapshots and forks are refused when they would leave less free space than this on the data directory's filesystem."`
 	MinFreePercent           int   `toml:"min_free_percent" comment:"The same guard as a share of that filesystem's size; the larger of the two applies."`
+}
+
+// Pool configures the warm pool of booted VMs.
+type Pool struct {
+	Enabled bool `toml:"enabled"`
+	// Size is how many VMs the pool keeps ready.
+	Size int `toml:"size" comment:"VMs kept booted and ready."`
+	// MaxMemoryMB bounds the guest memory the ready VMs hold together.
+	MaxMemoryMB int `toml:"max_memory_mb" comment:"Guest memory, in MiB, all ready VMs may hold together."`
+}
+
+// Secrets says where each secret comes from: a file of its own (mode
+// 0600, owned by root) or the environment variable named in its comment,
+// which wins when both are set. See LoadSecrets.
+type Secrets struct {
+	AdminTokenFile string `toml:"admin_token_file" comment:"The dashboard admin token. Empty: none (or $AGENTISO_ADMIN_TOKEN)."`
 }
 
 // Limits bound what clients may ask of the daemon. Tool calls fall into three
@@ -156,6 +190,7 @@ func Default() Config {
 			StopTimeoutSecs:    10,
 			ConsoleLogMaxBytes: 1 << 20,
 			MaxTotalVMs:        32,
+			TCGCacheMB:         256,
 		},
 		Image: Image{
 			Dir:           "",
@@ -172,6 +207,9 @@ func Default() Config {
 			MaxMemoryMB:             8192,
 			MaxDiskGB:               100,
 			MaxWorkspacesPerSession: 20,
+			CgroupRequired:          true,
+			CgroupParent:            "agentiso",
+			VMMemoryOverheadMB:      192,
 			MaxMemoryMBPerSession:   16384,
 			MaxDiskGBPerSession:     500,
 		},
@@ -190,6 +228,14 @@ func Default() Config {
 			MinFreeBytes:             2 << 30,
 			MinFreePercent:           5,
 		},
+		Pool: Pool{
+			Enabled:     false,
+			Size:        2,
+			MaxMemoryMB: 2048,
+		},
+		Secrets: Secrets{
+			AdminTokenFile: "",
+		},
 		Limits: Limits{
 			CreatePerMin:        5,
 			ExecPerMin:          60,
@@ -200,7 +246,9 @@ func Default() Config {
 			MaxConnections:      256,
 			MaxChannelStreams:   256,
 		},
-		Vault: defaultVault(),
+		Vault:     defaultVault(),
+		Dashboard: DefaultDashboard(),
+		API:       DefaultAPI(),
 	}
 }
 

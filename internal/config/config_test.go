@@ -50,7 +50,7 @@ func TestParseErrors(t *testing.T) {
 		// want are substrings the error must hold.
 		want []string
 	}{
-		{"unknown key", "[server]\ndata_dir = \"/d\"\nadmin_token = \"x\"\n", []string{"line 3", "unknown key server.admin_token"}},
+		{"unknown key", "[server]\ndata_dir = \"/d\"\nadmin_tokn = 3\n", []string{"line 3", "unknown key server.admin_tokn"}},
 		{"unknown section", "[vm]\naccel = \"tcg\"\n\n[dashbaord]\nbind = \"x\"\n", []string{"line 4", "unknown key dashbaord"}},
 		{"two unknown keys", "[vm]\nacel = \"tcg\"\nboot_timeout = 3\n", []string{"line 2: unknown key vm.acel", "line 3: unknown key vm.boot_timeout"}},
 		{"string for int", "[resources]\ndefault_vcpus = \"two\"\n", []string{"line 2", "resources.default_vcpus", "string", "int"}},
@@ -172,6 +172,22 @@ func TestValidate(t *testing.T) {
 		{"no snapshots allowed", func(c *Config) { c.Storage.MaxSnapshotsPerWorkspace = 0 }, "storage.max_snapshots_per_workspace: 0 is below the minimum 1"},
 		{"negative free-space guard", func(c *Config) { c.Storage.MinFreeBytes = -1 }, "storage.min_free_bytes: -1 is below the minimum 0"},
 		{"free-space guard of the whole disk", func(c *Config) { c.Storage.MinFreePercent = 100 }, "storage.min_free_percent: 100 is above the maximum 95"},
+		{"tiny tcg cache", func(c *Config) { c.VM.TCGCacheMB = 8 }, "vm.tcg_cache_mb: 8 is below the minimum 32"},
+		{"absolute cgroup parent", func(c *Config) { c.Resources.CgroupParent = "/sys/fs/cgroup/x" }, `resources.cgroup_parent: "/sys/fs/cgroup/x" is not a relative path of names`},
+		{"escaping cgroup parent", func(c *Config) { c.Resources.CgroupParent = "../system.slice" }, "resources.cgroup_parent:"},
+		{"nested cgroup parent", func(c *Config) { c.Resources.CgroupParent = "agentiso/vms" }, ""},
+		{"cgroups optional", func(c *Config) { c.Resources.CgroupRequired = false }, ""},
+		{"tiny qemu overhead", func(c *Config) { c.Resources.VMMemoryOverheadMB = 16 }, "resources.vm_memory_overhead_mb: 16 is below the minimum 64"},
+		{"pool enabled", func(c *Config) { c.Pool.Enabled = true }, ""},
+		{"pool disabled may be oversized", func(c *Config) { c.Pool.Size = 30 }, ""},
+		{"pool plus session above host total", func(c *Config) { c.Pool.Enabled = true; c.Pool.Size = 13 },
+			"pool.size: 13 plus resources.max_workspaces_per_session (20) is above vm.max_total_vms (32)"},
+		{"pool at host total", func(c *Config) { c.Pool.Enabled = true; c.Pool.Size = 12 }, ""},
+		{"empty enabled pool", func(c *Config) { c.Pool.Enabled = true; c.Pool.Size = 0 }, "pool.size: must be at least 1 when the pool is enabled"},
+		{"pool budget below one VM", func(c *Config) { c.Pool.Enabled = true; c.Pool.MaxMemoryMB = 256 }, "pool.max_memory_mb: 256 is below resources.default_memory_mb (512)"},
+		{"negative pool", func(c *Config) { c.Pool.Size = -1 }, "pool.size: -1 is below the minimum 0"},
+		{"relative secret file", func(c *Config) { c.Secrets.AdminTokenFile = "token" }, `secrets.admin_token_file: "token" is not an absolute path`},
+		{"absolute secret file", func(c *Config) { c.Secrets.AdminTokenFile = "/etc/agentiso/admin_token" }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -242,7 +258,7 @@ func TestWriteDefaultThenLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The file explains itself: every section carries its comment.
-	for _, w := range []string{"# agentiso configuration", "[server]", "[vm]", "[image]", "[resources]", "[exec]", "# auto (KVM only"} {
+	for _, w := range []string{"# agentiso configuration", "[server]", "[vm]", "[image]", "[resources]", "[exec]", "[pool]", "[secrets]", "# auto (KVM only", "cgroup_required = true"} {
 		if !strings.Contains(string(b), w) {
 			t.Errorf("default file lacks %q", w)
 		}
@@ -355,6 +371,30 @@ func TestDurations(t *testing.T) {
 		if tt.got != tt.want {
 			t.Errorf("%s() = %v, want %v", tt.name, tt.got, tt.want)
 		}
+	}
+}
+
+// TestH11_PoolAndSessionsFitTheVMCap: the configuration cannot promise more
+// VMs than the host cap: one session's workspaces plus a full warm pool
+// must fit vm.max_total_vms.
+func TestH11_PoolAndSessionsFitTheVMCap(t *testing.T) {
+	c := Default()
+	c.VM.MaxTotalVMs = 10
+	c.Resources.MaxWorkspacesPerSession = 8
+	c.Pool.Enabled = true
+	c.Pool.Size = 2
+	if err := c.Validate(); err != nil {
+		t.Fatalf("8 + 2 <= 10: %v", err)
+	}
+	c.Pool.Size = 3
+	err := c.Validate()
+	if !errdefs.Is(err, errdefs.Invalid) || !strings.Contains(err.Error(), "pool.size: 3 plus resources.max_workspaces_per_session (8) is above vm.max_total_vms (10)") {
+		t.Fatalf("8 + 3 > 10: %v", err)
+	}
+	c.Pool.Enabled = false
+	c.Resources.MaxWorkspacesPerSession = 11
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "resources.max_workspaces_per_session: 11 is above vm.max_total_vms (10)") {
+		t.Fatalf("11 > 10 without a pool: %v", err)
 	}
 }
 

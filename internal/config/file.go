@@ -57,6 +57,10 @@ func Parse(b []byte) (Config, error) {
 	if len(b) > MaxFileBytes {
 		return Config{}, errdefs.Invalidf("config: larger than %d bytes", MaxFileBytes)
 	}
+	// Finding L-11: a secret is refused wherever it is, and never echoed.
+	if msgs := secretKeys(b); len(msgs) > 0 {
+		return Config{}, errdefs.Invalidf("config: %s", strings.Join(msgs, "; "))
+	}
 	c := Default()
 	dec := toml.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -102,7 +106,7 @@ func decodeError(err error) error {
 const defaultHeader = `# agentiso configuration.
 #
 # Every key is shown with its default value; delete a key to keep the default.
-# Unknown keys are errors. Secrets never belong in this file.
+# Unknown keys are errors. Secrets never belong in this file: see [secrets].
 `
 
 // DefaultText returns the commented default configuration file.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
 
 	"github.com/agentiso/agentiso/internal/network"
@@ -43,6 +44,12 @@ func defaultNetwork() Network {
 func (n Network) SubnetPrefix() netip.Prefix {
 	p, _ := netip.ParsePrefix(n.Subnet)
 	return p.Masked()
+}
+
+// HostConfig is the host networking this configuration describes, in the
+// process's own network namespace; call it on a validated configuration.
+func (n Network) HostConfig(log *slog.Logger) network.Config {
+	return network.Config{Bridge: n.Bridge, Subnet: n.SubnetPrefix(), HostInterfaces: n.HostInterfaces, Logger: log}
 }
 
 // DNS is DNSServers parsed; call it on a validated configuration.

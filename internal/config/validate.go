@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/agentiso/agentiso/internal/cgroup"
 	"github.com/agentiso/agentiso/internal/errdefs"
 	"github.com/agentiso/agentiso/internal/protocol"
 )
@@ -45,8 +46,12 @@ func (c Config) Validate() error {
 	c.Network.validate(&p)
 	c.Files.validate(&p)
 	c.Storage.validate(&p)
+	c.Pool.validate(&p, c)
+	c.Secrets.validate(&p)
 	c.Limits.validate(&p)
 	c.Vault.validate(&p)
+	c.Dashboard.validate(&p)
+	c.API.validate(&p)
 	if len(p) == 0 {
 		return nil
 	}
@@ -83,6 +88,7 @@ func (v VM) validate(p *problems) {
 	p.intRange("vm.stop_timeout_secs", int64(v.StopTimeoutSecs), 1, 300)
 	p.intRange("vm.console_log_max_bytes", v.ConsoleLogMaxBytes, 4<<10, 1<<30)
 	p.intRange("vm.max_total_vms", int64(v.MaxTotalVMs), 1, 1024)
+	p.intRange("vm.tcg_cache_mb", int64(v.TCGCacheMB), 32, 4096)
 }
 
 func (i Image) validate(p *problems) {
@@ -120,6 +126,11 @@ func (r Resources) validate(p *problems, vm VM) {
 	// One session can never be allowed more VMs than the whole host
 	// (finding H-11's cross-check).
 	p.atMost("resources.max_workspaces_per_session", int64(r.MaxWorkspacesPerSession), "vm.max_total_vms", int64(vm.MaxTotalVMs))
+	if err := cgroup.ValidateParent(r.CgroupParent); err != nil {
+		p.addf("resources.cgroup_parent", "%q is not a relative path of names (%v)", r.CgroupParent, err)
+	}
+	// Below this QEMU cannot even boot a guest under its limit.
+	p.intRange("resources.vm_memory_overhead_mb", int64(r.VMMemoryOverheadMB), 64, 65536)
 	p.intRange("resources.max_memory_mb_per_session", int64(r.MaxMemoryMBPerSession), MinMemoryMB, 1<<24)
 	p.intRange("resources.max_disk_gb_per_session", int64(r.MaxDiskGBPerSession), 1, 1<<24)
 	// A session must be able to hold at least one default-sized workspace.
@@ -147,6 +158,32 @@ func (s Storage) validate(p *problems) {
 	p.intRange("storage.max_snapshots_per_workspace", int64(s.MaxSnapshotsPerWorkspace), 1, 1024)
 	p.intRange("storage.min_free_bytes", s.MinFreeBytes, 0, 1<<60)
 	p.intRange("storage.min_free_percent", int64(s.MinFreePercent), 0, 95)
+}
+
+func (pl Pool) validate(p *problems, c Config) {
+	p.intRange("pool.size", int64(pl.Size), 0, 256)
+	p.intRange("pool.max_memory_mb", int64(pl.MaxMemoryMB), 0, 1<<24)
+	if !pl.Enabled {
+		return
+	}
+	if pl.Size < 1 {
+		p.addf("pool.size", "must be at least 1 when the pool is enabled")
+	}
+	// Pool VMs count against the host's VM cap: a full pool must still
+	// leave one session all of its workspaces (finding H-11's
+	// cross-check).
+	if pl.Size+c.Resources.MaxWorkspacesPerSession > c.VM.MaxTotalVMs {
+		p.addf("pool.size", "%d plus resources.max_workspaces_per_session (%d) is above vm.max_total_vms (%d)",
+			pl.Size, c.Resources.MaxWorkspacesPerSession, c.VM.MaxTotalVMs)
+	}
+	// Pool VMs have the default size; the budget must hold one.
+	p.atLeast("pool.max_memory_mb", int64(pl.MaxMemoryMB), "resources.default_memory_mb", int64(c.Resources.DefaultMemoryMB))
+}
+
+func (s Secrets) validate(p *problems) {
+	if s.AdminTokenFile != "" {
+		p.absPath("secrets.admin_token_file", s.AdminTokenFile)
+	}
 }
 
 // MaxCallsPerMin bounds every limits.*_per_min value.

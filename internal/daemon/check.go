@@ -146,7 +146,8 @@ func Check(ctx context.Context, cfgPath string, cfg config.Config, cfgErr error)
 		c.Close()
 		add("daemon", OK, "serving on "+cfg.Server.SocketPath, "")
 	}
-	return out
+	out = append(out, checkDashboard(cfg)...)
+	return append(out, hostChecks(ctx, defaultHostPaths, cfgPath, cfg, cfgErr)...)
 }
 
 var qemuVersionRe = regexp.MustCompile(`version (\d+)\.(\d+)`)

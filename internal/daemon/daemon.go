@@ -16,7 +16,9 @@ import (
 
 	"github.com/agentiso/agentiso/internal/channel"
 	"github.com/agentiso/agentiso/internal/config"
+	"github.com/agentiso/agentiso/internal/dashboard"
 	"github.com/agentiso/agentiso/internal/errdefs"
+	"github.com/agentiso/agentiso/internal/gitops"
 	"github.com/agentiso/agentiso/internal/image"
 	"github.com/agentiso/agentiso/internal/mcpserver"
 	"github.com/agentiso/agentiso/internal/qemu"
@@ -36,9 +38,14 @@ type Daemon struct {
 	manager   *workspace.Manager
 	vault     *vault.Vault // nil when [vault] is disabled
 	mcpDeps   mcpserver.Deps
+	dash      *dashboard.Server
 	accel     qemu.Accel
 	accelWhy  string
 	startedAt time.Time
+	// confine puts VMs under their resource limits.
+	confine *confiner
+	// secrets are the daemon's secrets (config.LoadSecrets).
+	secrets config.LoadedSecrets
 	// limiter and activity are the sessions' rate limits and liveness.
 	limiter  *session.Limiter
 	activity *session.Tracker
@@ -57,6 +64,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	// keeps the mode its administrator gave it.
 	if err := os.MkdirAll(cfg.Server.TransferDir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating the transfer directory: %w", err)
+	}
+	secrets, err := cfg.LoadSecrets()
+	if err != nil {
+		return nil, err
+	}
+	// No program the daemon starts (QEMU, qemu-img) inherits a secret.
+	for _, name := range config.SecretEnvVars {
+		os.Unsetenv(name)
 	}
 	if err := checkFDLimit(cfg, log); err != nil {
 		return nil, err
@@ -80,7 +95,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		return nil, err
 	}
 
-	d := &Daemon{cfg: cfg, log: log, store: store, startedAt: time.Now()}
+	d := &Daemon{cfg: cfg, log: log, store: store, startedAt: time.Now(), secrets: secrets}
 	if d.limiter, err = newLimiter(cfg.Limits); err != nil {
 		return nil, err
 	}
@@ -103,9 +118,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	}
 	log.Info("accelerator chosen", "accel", d.accel, "reason", d.accelWhy)
 	vmCfg.Accel = d.accel
+	vmCfg.TCGCacheMB = cfg.VM.TCGCacheMB
+	d.confine = newConfiner(cfg, d.accel, log)
+	vmCfg.AfterStart = d.confine.afterStart
+	vmCfg.AfterExit = d.confine.afterExit
 	runner, err := vm.NewRunner(vmCfg)
 	if err != nil {
 		return nil, err
+	}
+	// A dashboard that may not run stops the daemon before it changes the
+	// host's network (newDashboard below makes the same check).
+	if cfg.Dashboard.Enabled {
+		if _, _, _, err := dashboard.LoadToken(os.Getenv, cfg.Dashboard.AdminTokenFile, cfg.Server.DataDir, cfg.Dashboard.ListenLoopback()); err != nil {
+			return nil, err
+		}
 	}
 	netOpts, err := setupNetwork(cfg, log)
 	if err != nil {
@@ -138,6 +164,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if err := d.manager.Recover(ctx); err != nil {
 		return nil, fmt.Errorf("recovering workspaces: %w", err)
 	}
+	if err := d.releaseStoppedCgroups(ctx); err != nil {
+		return nil, err
+	}
 	var vaultDep mcpserver.Vault // stays a nil interface when disabled
 	if cfg.Vault.Enabled {
 		d.vault, err = vault.Open(vault.Config{
@@ -150,8 +179,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		vaultDep = d.vault
 		log.Info("vault open", "dir", cfg.VaultDir())
 	}
+	git, err := gitops.New(gitops.Config{
+		Workspaces: d.manager, MaxTimeout: cfg.Exec.MaxTimeout(), MaxOutputBytes: cfg.Exec.MaxOutputBytes, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
 	d.mcpDeps = mcpserver.Deps{
 		Vault:      vaultDep,
+		Git:        git,
 		Workspaces: d.manager,
 		Network:    d.manager,
 		Exec: mcpserver.ExecLimits{
@@ -167,7 +203,28 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		Logger:      log,
 		SchemaCache: mcp.NewSchemaCache(),
 	}
+	if cfg.Dashboard.Enabled {
+		if d.dash, err = d.newDashboard(); err != nil {
+			d.manager.Close()
+			return nil, err
+		}
+	}
 	return d, nil
+}
+
+// releaseStoppedCgroups removes the cgroups of workspaces that are not
+// running: their VMs exited while no daemon watched them.
+func (d *Daemon) releaseStoppedCgroups(ctx context.Context) error {
+	ws, err := d.store.ListWorkspaces(ctx, state.WorkspaceFilter{})
+	if err != nil {
+		return fmt.Errorf("listing workspaces: %w", err)
+	}
+	for _, w := range ws {
+		if w.State != state.WorkspaceRunning {
+			d.confine.release(w.ID)
+		}
+	}
+	return nil
 }
 
 // PrepareDataDir creates the data directories, private to root: workspace

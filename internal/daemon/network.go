@@ -9,17 +9,6 @@ import (
 	"github.com/agentiso/agentiso/internal/workspace"
 )
 
-// newNetworkHost returns the host networking cfg describes; it changes
-// nothing.
-func newNetworkHost(cfg config.Config, log *slog.Logger) (*network.Host, error) {
-	return network.NewHost(network.Config{
-		Bridge:         cfg.Network.Bridge,
-		Subnet:         cfg.Network.SubnetPrefix(),
-		HostInterfaces: cfg.Network.HostInterfaces,
-		Logger:         log,
-	})
-}
-
 // setupNetwork prepares the bridge and returns the manager's network
 // options, or nil when networking is off. The rules themselves are applied
 // by the manager from the state, before any VM is re-adopted.
@@ -28,7 +17,7 @@ func setupNetwork(cfg config.Config, log *slog.Logger) (*workspace.NetworkOption
 		log.Warn("workspace networking is off (network.enabled): workspaces get no network interface")
 		return nil, nil
 	}
-	host, err := newNetworkHost(cfg, log)
+	host, err := network.NewHost(cfg.Network.HostConfig(log))
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +38,7 @@ func setupNetwork(cfg config.Config, log *slog.Logger) (*workspace.NetworkOption
 // TeardownNetwork removes the daemon's nftables tables and its bridge, for
 // uninstall. Run it with the daemon stopped and no workspace running.
 func TeardownNetwork(cfg config.Config, log *slog.Logger) error {
-	host, err := newNetworkHost(cfg, log)
+	host, err := network.NewHost(cfg.Network.HostConfig(log))
 	if err != nil {
 		return err
 	}

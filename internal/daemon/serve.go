@@ -44,6 +44,26 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		ln.Close()
 		wg.Wait()
 	}()
+	if d.cfg.API.Enabled {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := d.serveAPISocket(ctx); err != nil {
+				d.log.Error("REST API socket not served", "err", err)
+			}
+		}()
+	}
+	if d.dash != nil {
+		// The dashboard is a convenience for people; agents keep their
+		// MCP socket even when its port is taken.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := d.dash.Serve(ctx); err != nil {
+				d.log.Error("dashboard not served", "err", err)
+			}
+		}()
+	}
 	go func() {
 		<-ctx.Done()
 		ln.Close()

@@ -378,6 +378,8 @@ func (a *Agent) handle(st net.Conn) {
 		if err := a.listDir(st, m); err != nil {
 			a.fail(st, err)
 		}
+	case *protocol.PTYOpen:
+		a.pty(st, m)
 	default:
 		a.fail(st, errdefs.Invalidf("a %s message does not start a request", m.Type()))
 	}

@@ -2,11 +2,8 @@ package mcpserver
 
 import (
 	"context"
-	"time"
-
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/agentiso/agentiso/internal/errdefs"
 	"github.com/agentiso/agentiso/internal/workspace"
 )
 
@@ -37,30 +34,8 @@ func (t *tools) registerExecTools(s *mcp.Server) {
 // execRequest applies the configured defaults and caps to one command.
 func (t *tools) execRequest(command string, timeoutSecs int, workdir string, env map[string]string, maxOutput int64) (workspace.ExecRequest, error) {
 	lim := t.d.Exec
-	if command == "" {
-		return workspace.ExecRequest{}, errdefs.Invalidf("command: required")
-	}
-	if len(command) > 256<<10 {
-		return workspace.ExecRequest{}, errdefs.Invalidf("command: longer than 256 KiB")
-	}
-	timeout := lim.DefaultTimeout
-	if timeoutSecs < 0 {
-		return workspace.ExecRequest{}, errdefs.Invalidf("timeout_secs: must not be negative")
-	}
-	if timeoutSecs > 0 {
-		timeout = time.Duration(timeoutSecs) * time.Second
-	}
-	if timeout > lim.MaxTimeout {
-		return workspace.ExecRequest{}, errdefs.Invalidf("timeout_secs: at most %d", int(lim.MaxTimeout/time.Second))
-	}
-	if maxOutput < 0 {
-		return workspace.ExecRequest{}, errdefs.Invalidf("max_output_bytes: must not be negative")
-	}
-	if maxOutput == 0 {
-		maxOutput = lim.DefaultMaxOutputBytes
-	}
-	if maxOutput > lim.MaxOutputBytes {
-		return workspace.ExecRequest{}, errdefs.Invalidf("max_output_bytes: at most %d", lim.MaxOutputBytes)
-	}
-	return workspace.ExecRequest{Command: command, Timeout: timeout, Workdir: workdir, Env: env, MaxOutputBytes: maxOutput}, nil
+	return workspace.ExecLimits{
+		DefaultTimeout: lim.DefaultTimeout, MaxTimeout: lim.MaxTimeout,
+		DefaultMaxOutputBytes: lim.DefaultMaxOutputBytes, MaxOutputBytes: lim.MaxOutputBytes,
+	}.Request(command, timeoutSecs, workdir, env, maxOutput)
 }

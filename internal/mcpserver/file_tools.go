@@ -3,11 +3,11 @@ package mcpserver
 import (
 	"context"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/agentiso/agentiso/internal/errdefs"
+	"github.com/agentiso/agentiso/internal/workspace"
 )
 
 type fileWriteIn struct {
@@ -103,26 +103,5 @@ func parseMode(s string) (uint32, error) {
 	return uint32(v), nil
 }
 
-// textOf returns data as text when it is text: valid UTF-8 without NUL
-// bytes. When more of the file follows, an incomplete character at the end
-// (cut by the limit) is dropped rather than making the whole read binary.
-func textOf(data []byte, more bool) (string, bool) {
-	if more {
-		for i := 0; i < utf8.UTFMax-1 && len(data) > 0; i++ {
-			r, _ := utf8.DecodeLastRune(data)
-			if r != utf8.RuneError {
-				break
-			}
-			data = data[:len(data)-1]
-		}
-	}
-	for _, b := range data {
-		if b == 0 {
-			return "", false
-		}
-	}
-	if !utf8.Valid(data) {
-		return "", false
-	}
-	return string(data), true
-}
+// textOf returns data as text when it is text (see workspace.TextOf).
+func textOf(data []byte, more bool) (string, bool) { return workspace.TextOf(data, more) }

@@ -102,7 +102,9 @@ func TestM21_EveryToolCallIsRateLimited(t *testing.T) {
 	lim := &refuseAll{}
 	act := &activity{}
 	audit := &auditLog{}
-	cs := connect(t, Deps{Workspaces: ws, Network: unreachableNetwork{}, Limiter: lim, Activity: act, Audit: audit.add})
+	// The git and network tools are registered too; a call reaching them
+	// would panic.
+	cs := connect(t, Deps{Workspaces: ws, Git: struct{ Git }{}, Network: unreachableNetwork{}, Limiter: lim, Activity: act, Audit: audit.add})
 	ctx := context.Background()
 	list, err := cs.ListTools(ctx, nil)
 	if err != nil {
@@ -114,6 +116,9 @@ func TestM21_EveryToolCallIsRateLimited(t *testing.T) {
 	var names []string
 	for _, tool := range list.Tools {
 		names = append(names, tool.Name)
+	}
+	if !strings.Contains(strings.Join(names, " "), "git_clone") || !strings.Contains(strings.Join(names, " "), "workspace_merge") {
+		t.Fatalf("the git tools are not registered: %v", names)
 	}
 	names = append(names, "no_such_tool")
 	calls := 0

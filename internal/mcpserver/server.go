@@ -42,9 +42,11 @@ type ExecLimits struct {
 // Deps is what the tools need from the daemon.
 type Deps struct {
 	Workspaces Workspaces
-	// Network, when set, adds the networking tools.
+	Exec       ExecLimits
+	// Git, when set, serves the git tools and workspace_merge.
+	Git Git
+	// Network, when set, serves the networking tools.
 	Network Network
-	Exec    ExecLimits
 	// Limiter is the rate limit every tool call passes first; required.
 	Limiter Limiter
 	// Activity, when set, learns of every request of the session.
@@ -93,8 +95,10 @@ func NewServer(d Deps, caller workspace.Caller) *mcp.Server {
 				"Create one with workspace_create, run commands with exec, read and write files " +
 				"with file_read and file_write, and destroy it when done. " +
 				"Workspaces listed with owned: false were left by a session that ended (yours, " +
-				"before a reconnect): take them back with workspace_adopt. The vault tool is a markdown " +
-				"knowledge base on the host, shared by every session, that needs no workspace.",
+				"before a reconnect): take them back with workspace_adopt." +
+				" Work with git repositories in a workspace with git_clone, git_status, git_diff, " +
+				"git_commit and git_push; bring several workspaces' commits together with workspace_merge." +
+				" The vault tool is a markdown knowledge base on the host, shared by every session, that needs no workspace.",
 			SchemaCache:  d.SchemaCache,
 			Capabilities: &mcp.ServerCapabilities{},
 		})
@@ -163,5 +167,8 @@ func (t *tools) register(s *mcp.Server) {
 	t.registerSnapshotTools(s)
 	t.registerSessionTools(s)
 	t.registerVaultTools(s)
+	if t.d.Git != nil {
+		t.registerGitTools(s)
+	}
 	t.registerNetworkTools(s)
 }

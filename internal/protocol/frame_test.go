@@ -59,6 +59,10 @@ func sampleMessages() []Message {
 		&DirEntries{Entries: []DirEntry{{Name: "f", Type: EntryFile, Size: 3, Mode: 0o644, MtimeNs: 9}, {Name: "l", Type: EntrySymlink, Target: "/x"}}},
 		&ListEnd{Total: 5, Truncated: true},
 		&Renew{Entropy: bytes.Repeat([]byte{7}, 64), RealtimeNs: 1764387862000000000, MachineID: "0123456789abcdef0123456789abcdef"},
+		&PTYOpen{Argv: []string{"/bin/bash", "-l"}, Workdir: "/root", Env: map[string]string{"A": "b"}, Rows: 24, Cols: 80},
+		&PTYInput{Data: []byte("ls\r\x03")},
+		&PTYResize{Rows: 50, Cols: 200},
+		&PTYOutput{Data: []byte("\x1b[31mred\x1b[0m\xff")},
 	}
 }
 

@@ -83,6 +83,11 @@ var registry = map[Type]func() Message{
 	TypeDirEntries: func() Message { return new(DirEntries) },
 	TypeListEnd:    func() Message { return new(ListEnd) },
 	TypeRenew:      func() Message { return new(Renew) },
+	// The terminal (pty.go).
+	TypePTYOpen:   func() Message { return new(PTYOpen) },
+	TypePTYInput:  func() Message { return new(PTYInput) },
+	TypePTYResize: func() Message { return new(PTYResize) },
+	TypePTYOutput: func() Message { return new(PTYOutput) },
 }
 
 // Ping asks the guest whether it is ready. The first answered Ping after boot

@@ -54,6 +54,12 @@ type MachineConfig struct {
 	// KernelArgs are appended to the base kernel command line; the image
 	// supplies the ones it needs (such as its root device).
 	KernelArgs []string
+	// TCGCacheMB bounds TCG's translated-code cache (QEMU's tb-size).
+	// QEMU's own default is 1 GiB, allocated as guest code is translated:
+	// a busy guest grows QEMU's memory by up to that much beyond guest RAM,
+	// which no sensible memory limit could allow for. Zero keeps QEMU's
+	// default; ignored under KVM.
+	TCGCacheMB int
 	// TSCkHz is the host's TSC rate (HostTSCkHz). Under TCG it is passed to
 	// the guest as tsc_early_khz: without it some boots hang in early TSC
 	// calibration. Zero omits it.
@@ -105,6 +111,9 @@ func (cfg MachineConfig) Validate() error {
 	}
 	if cfg.MemoryMB < 64 {
 		errs = append(errs, fmt.Errorf("memory_mb: %d is below 64", cfg.MemoryMB))
+	}
+	if cfg.TCGCacheMB < 0 {
+		errs = append(errs, fmt.Errorf("tcg_cache_mb: %d is negative", cfg.TCGCacheMB))
 	}
 	for _, f := range []struct{ name, value string }{
 		{"kernel", cfg.Kernel}, {"initrd", cfg.Initrd}, {"disk", cfg.Disk}, {"pidfile", cfg.PIDFile},
@@ -174,14 +183,17 @@ func Argv(binary string, cfg MachineConfig) []string {
 	// gives the guest the wall-clock time.
 	machine := "microvm,acpi=on,pcie=off,x-option-roms=off,isa-serial=on,rtc=on"
 	cpu := "max" // TCG: the richest CPU model QEMU emulates
+	accel := string(cfg.Accel)
 	if cfg.Accel == AccelKVM {
 		cpu = "host"
+	} else if cfg.TCGCacheMB > 0 {
+		accel += ",tb-size=" + strconv.Itoa(cfg.TCGCacheMB)
 	}
 	argv := []string{
 		binary,
 		"-name", "guest=" + optEscape(cfg.ID) + ",process=" + processName(cfg.ID),
 		"-machine", machine,
-		"-accel", string(cfg.Accel),
+		"-accel", accel,
 		"-cpu", cpu,
 		"-smp", strconv.Itoa(cfg.VCPUs),
 		"-m", strconv.Itoa(cfg.MemoryMB) + "M",

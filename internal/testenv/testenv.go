@@ -19,7 +19,9 @@ func InCI() bool { return os.Getenv("CI") == "true" }
 
 // Require checks each named prerequisite: "root", "qemu", "image",
 // "qemu-img", "nft", "netns", "image-tools" (what building a guest image
-// runs). A missing one skips the test, or fails it in CI.
+// runs), "chromium" (Debian's, for browser tests), "web" (node and the
+// front end's packages and build, for browser tests), "systemd-analyze". A missing one skips
+// the test, or fails it in CI.
 func Require(t testing.TB, needs ...string) {
 	t.Helper()
 	for _, n := range needs {
@@ -39,6 +41,25 @@ func ImageDir() string {
 	}
 	return DefaultImageDir
 }
+
+// ChromiumPath is Debian's Chromium, the only browser the tests drive
+// (never a downloaded one).
+const ChromiumPath = "/usr/bin/chromium"
+
+// repoRoot finds the repository's root from the working directory (a
+// package directory while tests run).
+func repoRoot() string {
+	dir, _ := os.Getwd()
+	for d := dir; d != "/"; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+	}
+	return dir
+}
+
+// RepoRoot is the repository's root directory.
+func RepoRoot() string { return repoRoot() }
 
 func missing(need string) string {
 	switch need {
@@ -62,6 +83,10 @@ func missing(need string) string {
 		if _, err := exec.LookPath("ip"); err != nil {
 			return "ip not found (apt install iproute2)"
 		}
+	case "systemd-analyze":
+		if _, err := exec.LookPath("systemd-analyze"); err != nil {
+			return "systemd-analyze not found (apt install systemd)"
+		}
 	case "image-tools":
 		for _, p := range [][2]string{
 			{"apt-cache", "apt"}, {"apt-get", "apt"}, {"dpkg-deb", "dpkg"}, {"debootstrap", "debootstrap"},
@@ -74,6 +99,21 @@ func missing(need string) string {
 	case "image":
 		if _, err := os.Stat(filepath.Join(ImageDir(), "manifest.json")); err != nil {
 			return "no guest image at " + ImageDir() + " (run `agentiso image build` or set AGENTISO_TEST_IMAGE_DIR)"
+		}
+	case "chromium":
+		if _, err := os.Stat(ChromiumPath); err != nil {
+			return ChromiumPath + " not found (apt install chromium)"
+		}
+	case "web":
+		if _, err := exec.LookPath("node"); err != nil {
+			return "node not found (install Node.js 20)"
+		}
+		root := repoRoot()
+		if _, err := os.Stat(filepath.Join(root, "web", "node_modules", "playwright-core")); err != nil {
+			return "web/node_modules is missing (cd web && npm ci)"
+		}
+		if _, err := os.Stat(filepath.Join(root, "internal", "dashboard", "dist", "index.html")); err != nil {
+			return "the dashboard is not built (cd web && npm run build)"
 		}
 	default:
 		return "unknown prerequisite " + need

@@ -61,10 +61,19 @@ type Config struct {
 	// kept too); QEMULogMaxBytes bounds qemu.log, QEMU's own messages.
 	ConsoleLogMaxBytes int64
 	QEMULogMaxBytes    int64
+	// TCGCacheMB bounds TCG's translated-code cache (see
+	// qemu.MachineConfig.TCGCacheMB); zero keeps QEMU's default.
+	TCGCacheMB int
 	// AfterStart, when set, is called with QEMU's PID once it runs and
-	// before the guest starts (the place for resource limits such as a
-	// cgroup). An error kills the VM and fails Start.
-	AfterStart func(ctx context.Context, id string, pid int) error
+	// before the guest starts, and again when Attach has found a VM's QEMU
+	// after a daemon restart: the place for resource limits such as a
+	// cgroup, so no VM this runner supervises runs without them. An error
+	// kills the VM and fails Start or Attach.
+	AfterStart func(ctx context.Context, spec Spec, pid int) error
+	// AfterExit, when set, is called once a VM's QEMU has exited and its
+	// run files are removed (also after a failed Start or Attach), to undo
+	// what AfterStart set up. It is not called for a detached VM.
+	AfterExit func(spec Spec)
 }
 
 // Runner starts and attaches to VMs.
@@ -174,6 +183,7 @@ func (r *Runner) machine(s Spec) qemu.MachineConfig {
 		PIDFile:       p.pidFile,
 		Net:           s.Net,
 		Incoming:      s.Incoming != "",
+		TCGCacheMB:    r.cfg.TCGCacheMB,
 	}
 	if m.Accel == qemu.AccelTCG {
 		khz, err := qemu.HostTSCkHz()
@@ -277,7 +287,7 @@ func (r *Runner) Start(ctx context.Context, spec Spec) (_ *VM, err error) {
 	bootCtx, cancel := v.untilExit(ctx, started.Add(r.cfg.BootTimeout))
 	defer cancel()
 	if r.cfg.AfterStart != nil {
-		if err := r.cfg.AfterStart(bootCtx, spec.ID, proc.pid); err != nil {
+		if err := r.cfg.AfterStart(bootCtx, spec, proc.pid); err != nil {
 			return nil, fmt.Errorf("setting up vm %s after start: %w", spec.ID, err)
 		}
 	}
@@ -295,7 +305,9 @@ func (r *Runner) Start(ctx context.Context, spec Spec) (_ *VM, err error) {
 // the boot timeout). A VM that is not running gives a NotFound error, and
 // its stale sockets and pidfile are removed; a QEMU whose guest does not
 // answer is killed and gives an Unavailable error, so nothing is left
-// running unsupervised.
+// running unsupervised. AfterStart runs for the found QEMU as for a new one;
+// if it fails the VM is killed: a VM this runner supervises always has what
+// AfterStart gives it.
 func (r *Runner) Attach(ctx context.Context, spec Spec) (_ *VM, err error) {
 	if err := spec.validate(); err != nil {
 		return nil, errdefs.With(errdefs.Invalid, "invalid vm spec: "+err.Error(), nil)
@@ -341,6 +353,11 @@ func (r *Runner) Attach(ctx context.Context, spec Spec) (_ *VM, err error) {
 
 	attachCtx, cancel := v.untilExit(ctx, time.Now().Add(r.cfg.BootTimeout))
 	defer cancel()
+	if r.cfg.AfterStart != nil {
+		if err := r.cfg.AfterStart(attachCtx, spec, pid); err != nil {
+			return nil, fmt.Errorf("setting up vm %s after attach (it was stopped): %w", spec.ID, err)
+		}
+	}
 	if err := v.connect(attachCtx, false); err != nil {
 		if v.hasExited() {
 			return nil, errdefs.With(errdefs.NotFound, fmt.Sprintf("vm %s stopped while re-attaching", spec.ID), err)

@@ -396,6 +396,9 @@ func (v *VM) processExited(err error) {
 	v.mu.Unlock()
 	if !v.detached.Load() {
 		removeRunFiles(v.paths)
+		if v.cfg.AfterExit != nil {
+			v.cfg.AfterExit(v.spec)
+		}
 	}
 	v.log.Info("qemu exited", "pid", v.proc.pid, "status", err, "shutdown", reason)
 	v.closeDone()

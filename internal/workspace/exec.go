@@ -26,6 +26,19 @@ func (m *Manager) Exec(ctx context.Context, c Caller, ref string, req ExecReques
 
 // ExecStream is Exec that also hands output to onOutput as it arrives.
 func (m *Manager) ExecStream(ctx context.Context, c Caller, ref string, req ExecRequest, onOutput func(protocol.Stream, string)) (*ExecResult, error) {
+	return m.run(ctx, c, ref, protocol.Exec{
+		Argv:           []string{"/bin/sh", "-c", req.Command},
+		Workdir:        req.Workdir,
+		Env:            req.Env,
+		TimeoutMs:      req.Timeout.Milliseconds(),
+		MaxOutputBytes: req.MaxOutputBytes,
+	}, req.Timeout, onOutput)
+}
+
+// run runs msg in workspace ref's guest. A command that outlives timeout
+// has its whole process group killed in the guest and becomes a Timeout
+// error.
+func (m *Manager) run(ctx context.Context, c Caller, ref string, msg protocol.Exec, timeout time.Duration, onOutput func(protocol.Stream, string)) (*ExecResult, error) {
 	w, err := m.resolve(ctx, c, ref)
 	if err != nil {
 		return nil, err
@@ -33,13 +46,6 @@ func (m *Manager) ExecStream(ctx context.Context, c Caller, ref string, req Exec
 	_, g, err := m.liveVM(w)
 	if err != nil {
 		return nil, err
-	}
-	msg := protocol.Exec{
-		Argv:           []string{"/bin/sh", "-c", req.Command},
-		Workdir:        req.Workdir,
-		Env:            req.Env,
-		TimeoutMs:      req.Timeout.Milliseconds(),
-		MaxOutputBytes: req.MaxOutputBytes,
 	}
 	if msg.Workdir == "" {
 		msg.Workdir = defaultWorkdir
@@ -51,9 +57,9 @@ func (m *Manager) ExecStream(ctx context.Context, c Caller, ref string, req Exec
 		return nil, errdefs.Invalidf("workdir: must be an absolute path")
 	}
 	cctx := ctx
-	if req.Timeout > 0 {
+	if timeout > 0 {
 		var cancel context.CancelFunc
-		cctx, cancel = context.WithTimeout(ctx, req.Timeout+channelSlack)
+		cctx, cancel = context.WithTimeout(ctx, timeout+channelSlack)
 		defer cancel()
 	}
 	res, err := g.Exec(cctx, msg, onOutput)
@@ -62,7 +68,7 @@ func (m *Manager) ExecStream(ctx context.Context, c Caller, ref string, req Exec
 	}
 	if res.Exit.TimedOut {
 		return nil, errdefs.Timeoutf("exec timed out after %s; its process group was killed. "+
-			"Raise timeout_secs for long commands", req.Timeout)
+			"Raise timeout_secs for long commands", timeout)
 	}
 	return &ExecResult{
 		ExitCode:   res.Exit.ExitCode,

@@ -180,7 +180,7 @@ func (m *Manager) Start(ctx context.Context, c Caller, ref string) (*Info, error
 	if w, err = m.store.GetWorkspace(ctx, w.ID); err != nil {
 		return nil, err
 	}
-	if w.Owner != c.SessionID { // adopted by another session meanwhile
+	if !c.mayAct(w) { // adopted by another session meanwhile
 		return nil, errNoWorkspace()
 	}
 	switch w.State {
@@ -228,7 +228,7 @@ func (m *Manager) Stop(ctx context.Context, c Caller, ref string) (*Info, error)
 	if w, err = m.store.GetWorkspace(ctx, w.ID); err != nil {
 		return nil, err
 	}
-	if w.Owner != c.SessionID { // adopted by another session meanwhile
+	if !c.mayAct(w) { // adopted by another session meanwhile
 		return nil, errNoWorkspace()
 	}
 	if w.State != state.WorkspaceRunning {
@@ -265,7 +265,7 @@ func (m *Manager) Destroy(ctx context.Context, c Caller, ref string) error {
 	unlock := m.lock(w.ID)
 	defer unlock()
 	if _, err := m.store.UpdateWorkspace(ctx, w.ID, func(r *state.Workspace) error {
-		if r.Owner != c.SessionID { // adopted by another session meanwhile
+		if !c.mayAct(*r) { // adopted by another session meanwhile
 			return errNoWorkspace()
 		}
 		r.State = state.WorkspaceDestroying
@@ -279,9 +279,13 @@ func (m *Manager) Destroy(ctx context.Context, c Caller, ref string) error {
 }
 
 // List returns c's workspaces and then the orphans c may adopt (owned
-// false), optionally only those in one state.
+// false), optionally only those in one state. An admin gets every
+// session's workspaces.
 func (m *Manager) List(ctx context.Context, c Caller, stateFilter string) ([]Info, error) {
 	f := state.WorkspaceFilter{Owner: c.SessionID}
+	if c.Admin {
+		f.Owner = ""
+	}
 	if stateFilter != "" {
 		f.States = []state.WorkspaceState{state.WorkspaceState(stateFilter)}
 	}
@@ -291,7 +295,10 @@ func (m *Manager) List(ctx context.Context, c Caller, stateFilter string) ([]Inf
 	}
 	out := make([]Info, 0, len(ws))
 	for _, w := range ws {
-		out = append(out, *m.info(ctx, w, true))
+		out = append(out, *m.infoFor(ctx, c, w))
+	}
+	if c.Admin {
+		return out, nil // the orphans are in the list already
 	}
 	orphans, err := m.orphans(ctx, c, f.States)
 	if err != nil {
@@ -309,7 +316,7 @@ func (m *Manager) Info(ctx context.Context, c Caller, ref string) (*Info, error)
 	if err != nil {
 		return nil, err
 	}
-	return m.info(ctx, w, true), nil
+	return m.infoFor(ctx, c, w), nil
 }
 
 // Logs returns the tails of the workspace's console log and QEMU's stderr.
@@ -353,7 +360,7 @@ func (m *Manager) info(ctx context.Context, w state.Workspace, owned bool) *Info
 		i.ForkedFrom = &ForkedFrom{SourceWorkspaceID: w.ForkedFrom.WorkspaceID, SnapshotName: w.ForkedFrom.SnapshotName}
 	}
 	m.networkInfo(ctx, w, i)
-	if u, err := m.disks.Usage(ctx, w.ID); err == nil {
+	if u, err := m.diskUsage(ctx, w.ID); err == nil {
 		i.DiskUsedBytes = u.Allocated
 	}
 	i.Snapshots = []string{}
@@ -363,6 +370,15 @@ func (m *Manager) info(ctx context.Context, w state.Workspace, owned bool) *Info
 				i.Snapshots = append(i.Snapshots, s.Name)
 			}
 		}
+	}
+	return i
+}
+
+// infoFor shapes a record for c: an admin also sees whose it is.
+func (m *Manager) infoFor(ctx context.Context, c Caller, w state.Workspace) *Info {
+	i := m.info(ctx, w, w.Owner == c.SessionID)
+	if c.Admin {
+		i.OwnerSession = w.Owner
 	}
 	return i
 }

@@ -106,6 +106,9 @@ type Manager struct {
 	// stopping marks VMs whose exit the manager caused, so their watcher
 	// does not record it as a crash.
 	stopping map[string]bool
+
+	// usage caches disk usage measurements (usage.go).
+	usage usageCache
 }
 
 // New returns a Manager. Call Recover before serving requests.
@@ -141,16 +144,22 @@ func errNoWorkspace() error {
 	return errdefs.NotFoundf("workspace_id: no such workspace in this session")
 }
 
-// resolve finds the workspace ref (an ID or a name) owned by c.
+// resolve finds the workspace ref (an ID or a name) owned by c, or any
+// workspace for an admin.
 func (m *Manager) resolve(ctx context.Context, c Caller, ref string) (state.Workspace, error) {
 	w, err := lookup(ctx, m.store, ref)
 	if err != nil {
 		return state.Workspace{}, err
 	}
-	if w.Owner != c.SessionID {
+	if !c.mayAct(w) {
 		return state.Workspace{}, errNoWorkspace()
 	}
 	return w, nil
+}
+
+// mayAct reports whether c may see and act on w: its owner, or an admin.
+func (c Caller) mayAct(w state.Workspace) bool {
+	return c.Admin || w.Owner == c.SessionID
 }
 
 // lock takes the lifecycle lock of workspace id.

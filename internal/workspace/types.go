@@ -9,6 +9,11 @@ type Caller struct {
 	UID       int
 	// Actor names the edge in the audit log: "mcp", "cli", "dashboard".
 	Actor string
+	// Admin sees and steers every session's workspaces: the person at the
+	// dashboard, or root at the CLI. Only the daemon sets it, from how a
+	// connection authenticated; an MCP session never has it, so MCP
+	// sessions stay blind to each other (finding L-16).
+	Admin bool
 }
 
 // CreateRequest is what workspace_create asks for. Zero values take the
@@ -47,14 +52,16 @@ type ForkedFrom struct {
 
 // Info is a workspace as tools and the dashboard show it.
 type Info struct {
-	ID            string      `json:"workspace_id"`
-	Name          string      `json:"name"`
-	State         string      `json:"state"`
-	IP            string      `json:"ip"`
-	BaseImage     string      `json:"base_image"`
-	Resources     Resources   `json:"resources"`
-	Network       Network     `json:"network"`
-	Owned         bool        `json:"owned"`
+	ID        string    `json:"workspace_id"`
+	Name      string    `json:"name"`
+	State     string    `json:"state"`
+	IP        string    `json:"ip"`
+	BaseImage string    `json:"base_image"`
+	Resources Resources `json:"resources"`
+	Network   Network   `json:"network"`
+	Owned     bool      `json:"owned"`
+	// OwnerSession is the owning session's ID, shown to admins only.
+	OwnerSession  string      `json:"owner_session,omitempty"`
 	CreatedAt     time.Time   `json:"created_at"`
 	StartedAt     *time.Time  `json:"started_at,omitempty"`
 	UptimeSecs    int64       `json:"uptime_secs"`

@@ -24,6 +24,9 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(hideCgroupsEnv) != "" {
+		os.Exit(execWithoutCgroups(os.Args[1:]))
+	}
 	dir, err := os.MkdirTemp("", "agentiso-e2e-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -65,8 +68,22 @@ type daemon struct {
 	logPath    string
 	exited     chan struct{}
 	// netns is the network namespace the daemon (and so its bridge, TAPs,
-	// rules and QEMUs) runs in: the test's own, deleted with it.
+	// rules and QEMUs) runs in: the test's own, deleted with it; empty with
+	// daemonOpts.hostNetwork.
 	netns string
+	opts  daemonOpts
+}
+
+// daemonOpts change how a test daemon runs.
+type daemonOpts struct {
+	// hideCgroups runs the daemon in a mount namespace of its own where
+	// /sys/fs/cgroup is an empty tmpfs: a host without usable cgroups.
+	hideCgroups bool
+	// hostNetwork runs the daemon in the test's own network namespace with
+	// workspace networking off, so no bridge or rule is made there: for
+	// tests that reach the daemon's TCP listeners (the dashboard) from the
+	// test process. Every other daemon runs in a namespace of its own.
+	hostNetwork bool
 }
 
 // startDaemon writes a config for a private daemon and starts it in a
@@ -80,15 +97,27 @@ func startDaemon(t testing.TB, extra string) *daemon {
 // startDaemonWith is startDaemon with server, more keys of [server].
 func startDaemonWith(t testing.TB, server, extra string) *daemon {
 	t.Helper()
-	return startDaemonIn(t, server, extra, nil)
+	return startDaemonOpts(t, server, extra, daemonOpts{})
 }
 
-// startDaemonIn is startDaemonWith with prepare run on the daemon's network
+// startDaemonOpts is startDaemonWith with options.
+func startDaemonOpts(t testing.TB, server, extra string, opts daemonOpts) *daemon {
+	t.Helper()
+	return startDaemonIn(t, server, extra, opts, nil)
+}
+
+// startDaemonIn is startDaemonOpts with prepare run on the daemon's network
 // namespace before the daemon starts (to give it interfaces).
-func startDaemonIn(t testing.TB, server, extra string, prepare func(netns string)) *daemon {
+func startDaemonIn(t testing.TB, server, extra string, opts daemonOpts, prepare func(netns string)) *daemon {
 	t.Helper()
 	testenv.Require(t, "root", "qemu", "image", "netns", "nft")
-	d := &daemon{t: t, bin: agentisoBinary(t), dir: t.TempDir(), netns: newNetns(t, "agd")}
+	d := &daemon{t: t, bin: agentisoBinary(t), dir: t.TempDir(), opts: opts}
+	netSection := ""
+	if opts.hostNetwork {
+		netSection = "\n[network]\nenabled = false\n"
+	} else {
+		d.netns = newNetns(t, "agd")
+	}
 	// Unix socket paths must stay short: keep the run dir directly in /tmp.
 	runDir, err := os.MkdirTemp("/tmp", "ag")
 	if err != nil {
@@ -112,7 +141,7 @@ dir = %q
 boot_timeout_secs = 90
 stop_timeout_secs = 10
 `, filepath.Join(d.dir, "data"), runDir, d.socket, filepath.Join(d.dir, "transfer"), server, testenv.ImageDir())
-	if err := os.WriteFile(d.configPath, []byte(cfg+extra), 0o600); err != nil {
+	if err := os.WriteFile(d.configPath, []byte(cfg+netSection+extra), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if prepare != nil {
@@ -129,11 +158,25 @@ func (d *daemon) start() {
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	// ip netns exec execs the daemon in place: d.cmd's PID is the daemon's.
-	d.cmd = exec.Command("ip", "netns", "exec", d.netns, d.bin, "daemon", "--config", d.configPath)
+	// The daemon runs in the test's network namespace. nsenter enters only
+	// that (ip netns exec would also remount /sys and so hide the host's
+	// cgroups) and execs in place: d.cmd's PID is the daemon's.
+	argv := []string{d.bin, "daemon", "--config", d.configPath}
+	attr := &syscall.SysProcAttr{Setpgid: true}
+	var env []string
+	if d.opts.hideCgroups {
+		argv = append([]string{os.Args[0]}, argv...)
+		env = append(os.Environ(), hideCgroupsEnv+"=1")
+		attr.Unshareflags = syscall.CLONE_NEWNS
+	}
+	if d.netns != "" {
+		argv = append([]string{"nsenter", "--net=/run/netns/" + d.netns, "--"}, argv...)
+	}
+	d.cmd = exec.Command(argv[0], argv[1:]...)
+	d.cmd.Env = env
+	d.cmd.SysProcAttr = attr
 	d.cmd.Stdout = logf
 	d.cmd.Stderr = logf
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatal(err)
 	}
@@ -186,9 +229,12 @@ func (d *daemon) cleanup() {
 		d.t.Logf("daemon log:\n%s", d.log())
 	}
 	d.stop()
-	for _, pid := range d.qemuPIDs() {
+	pids := d.qemuPIDs()
+	groups := cgroupDirsOf(pids)
+	for _, pid := range pids {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
+	removeCgroupDirs(groups)
 	os.RemoveAll(d.runDir)
 }
 
@@ -310,4 +356,15 @@ func scanLines(path string) []string {
 		lines = append(lines, sc.Text())
 	}
 	return lines
+}
+
+// sh runs a setup script in a workspace through the exec tool and returns
+// its trimmed stdout; a non-zero exit fails the test.
+func sh(ctx context.Context, t *testing.T, s *mcp.ClientSession, ws, script string) string {
+	t.Helper()
+	r := call[execResult](ctx, t, s, "exec", map[string]any{"workspace_id": ws, "command": "set -e\n" + script, "timeout_secs": 120})
+	if r.ExitCode != 0 {
+		t.Fatalf("in %s: %s\nexit %d\nstdout: %s\nstderr: %s", ws, script, r.ExitCode, r.Stdout, r.Stderr)
+	}
+	return strings.TrimSpace(r.Stdout)
 }

@@ -86,7 +86,7 @@ func (g guest) background(cmd string) {
 // all live in namespaces the test made.
 func TestNetworkFromGuests(t *testing.T) {
 	world, prepare := newNetWorld(t)
-	d := startDaemonIn(t, "", networkConfig, prepare)
+	d := startDaemonIn(t, "", networkConfig, daemonOpts{}, prepare)
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 	s := d.client(ctx)

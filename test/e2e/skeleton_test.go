@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,16 +124,16 @@ func TestWalkingSkeleton(t *testing.T) {
 	if pids := d.qemuPIDs(); len(pids) != 0 {
 		t.Errorf("QEMU still running after destroy: %v", pids)
 	}
-	assertNoFiles(t, d.runDir, ".sock", "agentiso.sock")
-	assertNoFiles(t, filepath.Join(d.dir, "data"), ".qcow2", "")
+	assertNoFiles(t, d.runDir, ".sock", "agentiso.sock", "api.sock")
+	assertNoFiles(t, filepath.Join(d.dir, "data"), ".qcow2")
 }
 
-// assertNoFiles fails if any file under root ends with suffix, except one
-// named keep.
-func assertNoFiles(t *testing.T, root, suffix, keep string) {
+// assertNoFiles fails if any file under root ends with suffix, except
+// those named in keep (the daemon's own sockets).
+func assertNoFiles(t *testing.T, root, suffix string, keep ...string) {
 	t.Helper()
 	filepath.WalkDir(root, func(p string, e os.DirEntry, err error) error {
-		if err == nil && !e.IsDir() && strings.HasSuffix(p, suffix) && e.Name() != keep {
+		if err == nil && !e.IsDir() && strings.HasSuffix(p, suffix) && !slices.Contains(keep, e.Name()) {
 			t.Errorf("left behind: %s", p)
 		}
 		return nil

@@ -59,17 +59,6 @@ type forkOut struct {
 	} `json:"failures"`
 }
 
-// sh runs a command in a workspace that must succeed and returns its
-// trimmed stdout.
-func sh(ctx context.Context, t *testing.T, s *mcp.ClientSession, ws, command string) string {
-	t.Helper()
-	r := call[execResult](ctx, t, s, "exec", map[string]any{"workspace_id": ws, "command": command})
-	if r.ExitCode != 0 {
-		t.Fatalf("exec %q in %s: exit %d, stderr %q", command, ws, r.ExitCode, r.Stderr)
-	}
-	return strings.TrimSpace(r.Stdout)
-}
-
 // clockSkew is how far a workspace's wall clock is from the host's.
 func clockSkew(ctx context.Context, t *testing.T, s *mcp.ClientSession, ws string) time.Duration {
 	t.Helper()

@@ -1,0 +1,169 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/agentiso/agentiso/internal/api"
+	"github.com/agentiso/agentiso/internal/config"
+	"github.com/agentiso/agentiso/internal/dashboard"
+	"github.com/agentiso/agentiso/internal/errdefs"
+	"github.com/agentiso/agentiso/internal/mcpserver"
+	"github.com/agentiso/agentiso/internal/state"
+	"github.com/agentiso/agentiso/internal/workspace"
+)
+
+// newDashboard builds the dashboard and its API from the configuration.
+// A dashboard that may not run (a non-loopback address without an admin
+// token, finding H-1) stops the daemon from starting.
+func (d *Daemon) newDashboard() (*dashboard.Server, error) {
+	c := d.cfg.Dashboard
+	token, source, path, err := dashboard.LoadToken(os.Getenv, c.AdminTokenFile, d.cfg.Server.DataDir, c.ListenLoopback())
+	if err != nil {
+		return nil, err
+	}
+	d.log.Info("dashboard admin token loaded", "source", source, "file", path)
+	a, err := d.newAPI(api.NewStreamLimiter(c.MaxStreamsPerSession, c.MaxStreamsTotal), "dashboard")
+	if err != nil {
+		return nil, err
+	}
+	return dashboard.New(dashboard.Options{
+		Listen: c.Listen, AllowedHosts: c.AllowedHosts,
+		TLSCertFile: c.TLSCertFile, TLSKeyFile: c.TLSKeyFile,
+		Token: token, SessionTTL: c.SessionTTL(),
+		API: a, Sessions: forgettingStore{Store: d.store, forget: d.forgetSession}, Record: d.auditAPI,
+		Logger: d.log.With("edge", "dashboard"),
+	})
+}
+
+// newAPI builds the REST API for one edge (the dashboard, the CLI
+// socket), each with its own stream caps.
+func (d *Daemon) newAPI(streams *api.StreamLimiter, edge string) (*api.API, error) {
+	return api.New(api.Options{
+		Workspaces: d.manager,
+		AuditLog:   d.store,
+		Record:     d.auditAPI,
+		Host:       d.hostStats,
+		Exec: workspace.ExecLimits{
+			DefaultTimeout: d.cfg.Exec.DefaultTimeout(), MaxTimeout: d.cfg.Exec.MaxTimeout(),
+			DefaultMaxOutputBytes: d.cfg.Exec.DefaultMaxOutputBytes, MaxOutputBytes: d.cfg.Exec.MaxOutputBytes,
+		},
+		MaxFileReadBytes: maxFileReadBytes,
+		Streams:          streams,
+		Limiter:          d.limiter,
+		Activity:         d.activity,
+		Features:         api.Features{Workspaces: true, Terminal: true},
+		Logger:           d.log.With("edge", edge),
+	})
+}
+
+// forgetSession drops an ended session's rate-limit buckets and activity.
+func (d *Daemon) forgetSession(id string) {
+	d.limiter.Forget(id)
+	d.activity.Forget(id)
+}
+
+// forgettingStore is the state store for the dashboard's logins: ending a
+// login's session also forgets its limits and activity.
+type forgettingStore struct {
+	*state.Store
+	forget func(id string)
+}
+
+func (s forgettingStore) EndSession(ctx context.Context, id string) error {
+	s.forget(id)
+	return s.Store.EndSession(ctx, id)
+}
+
+// auditAPI records one API or dashboard action in the audit log.
+func (d *Daemon) auditAPI(ctx context.Context, r api.AuditRecord) {
+	d.audit(ctx, mcpserver.AuditRecord{Caller: r.Caller, Tool: r.Action, Target: r.Target, Err: r.Err, Duration: r.Duration})
+}
+
+// hostStats reads the host metrics the dashboard charts.
+func (d *Daemon) hostStats(ctx context.Context) (*api.HostStats, error) {
+	hs := &api.HostStats{Time: time.Now().UTC(), MaxTotalVMs: d.cfg.VM.MaxTotalVMs}
+	ws, err := d.store.ListWorkspaces(ctx, state.WorkspaceFilter{})
+	if err != nil {
+		return nil, err
+	}
+	hs.VMsTotal = len(ws)
+	for _, w := range ws {
+		if w.State == state.WorkspaceRunning {
+			hs.VMsRunning++
+			hs.VMMemoryMB += int64(w.MemoryMB)
+		}
+	}
+	if mem, err := os.ReadFile("/proc/meminfo"); err == nil {
+		hs.MemoryTotalBytes = meminfoBytes(mem, "MemTotal")
+		hs.MemoryAvailableBytes = meminfoBytes(mem, "MemAvailable")
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(d.cfg.Server.DataDir, &st); err == nil {
+		hs.DiskTotalBytes = int64(st.Blocks) * st.Bsize
+		hs.DiskFreeBytes = int64(st.Bavail) * st.Bsize
+	}
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(la)); len(f) > 0 {
+			hs.Load1, _ = strconv.ParseFloat(f[0], 64)
+		}
+	}
+	return hs, nil
+}
+
+// meminfoBytes returns a /proc/meminfo field ("MemTotal: 123 kB") in bytes.
+func meminfoBytes(meminfo []byte, key string) int64 {
+	sc := bufio.NewScanner(bytes.NewReader(meminfo))
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok || name != key {
+			continue
+		}
+		var kb int64
+		if _, err := fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), &kb); err == nil {
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// checkDashboard reports whether the dashboard will start and with which
+// token, and whether this binary carries its front end. Read-only: it
+// never generates a token.
+func checkDashboard(cfg config.Config) []CheckResult {
+	c := cfg.Dashboard
+	if !c.Enabled {
+		return []CheckResult{{Name: "dashboard", Status: OK, Detail: "disabled (dashboard.enabled = false)"}}
+	}
+	var out []CheckResult
+	switch {
+	case os.Getenv(dashboard.TokenEnv) == "" && c.AdminTokenFile == "" && c.ListenLoopback():
+		out = append(out, CheckResult{Name: "dashboard", Status: OK,
+			Detail: fmt.Sprintf("http://%s/ with the token in %s (generated at the first start)", c.Listen, filepath.Join(cfg.Server.DataDir, dashboard.GeneratedTokenFile))})
+	default:
+		_, src, path, err := dashboard.LoadToken(os.Getenv, c.AdminTokenFile, cfg.Server.DataDir, c.ListenLoopback())
+		if err != nil {
+			out = append(out, CheckResult{Name: "dashboard", Status: Fail, Detail: errdefs.Public(err),
+				Fix: "put a token of 16+ characters in a root-owned 0600 file named by dashboard.admin_token_file"})
+		} else {
+			out = append(out, CheckResult{Name: "dashboard", Status: OK, Detail: fmt.Sprintf("%s with the admin token from the %s %s", c.Listen, src, path)})
+		}
+	}
+	if _, err := fs.Stat(dashboard.Assets(), "index.html"); err != nil {
+		out = append(out, CheckResult{Name: "dashboard ui", Status: Warn, Detail: "this binary was built without the dashboard's front end (the REST API works)",
+			Fix: "cd web && npm ci && npm run build, then rebuild agentiso (scripts/install.sh does both)"})
+	} else {
+		out = append(out, CheckResult{Name: "dashboard ui", Status: OK, Detail: "front end embedded"})
+	}
+	return out
+}

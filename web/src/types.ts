@@ -1,0 +1,78 @@
+// The shapes of the REST API's answers (docs/api.md).
+
+export interface Resources {
+  vcpus: number;
+  memory_mb: number;
+  disk_gb: number;
+}
+
+export interface Workspace {
+  workspace_id: string;
+  name: string;
+  state: string;
+  ip: string;
+  base_image: string;
+  resources: Resources;
+  network: { allow_internet: boolean; allow_inter_vm: boolean; allowed_ports: number[] };
+  owned: boolean;
+  owner_session?: string;
+  created_at: string;
+  started_at?: string;
+  uptime_secs: number;
+  boot_time_ms: number;
+  from_pool: boolean;
+  forked_from?: { source_workspace_id: string; snapshot_name: string };
+  disk_used_bytes: number;
+  last_error?: string;
+}
+
+export interface HostStats {
+  time: string;
+  vms_running: number;
+  vms_total: number;
+  max_total_vms: number;
+  vm_memory_mb: number;
+  memory_total_bytes: number;
+  memory_available_bytes: number;
+  disk_total_bytes: number;
+  disk_free_bytes: number;
+  load1: number;
+  pool?: { ready: number; target: number };
+}
+
+export interface Features {
+  workspaces: boolean;
+  terminal: boolean;
+  snapshots: boolean;
+  network: boolean;
+  teams: boolean;
+  vault: boolean;
+  pool: boolean;
+}
+
+export interface AuditEntry {
+  id: number;
+  time: string;
+  session_id: string;
+  actor: string;
+  action: string;
+  target: string;
+  result: string;
+  error_class?: string;
+  duration_ms: number;
+}
+
+export interface ExecResult {
+  exit_code: number;
+  stdout: string;
+  stderr: string;
+  truncated: boolean;
+  duration_ms: number;
+}
+
+export interface Session {
+  logged_in: boolean;
+  session_id: string;
+  csrf_token: string;
+  expires_at: string;
+}
