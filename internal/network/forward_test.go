@@ -285,7 +285,7 @@ func TestSetupRefusesANonBridge(t *testing.T) {
 	testenv.Require(t, "root", "netns")
 	ns := newNS(t, "agth")
 	ip(t, "-n", ns, "link", "add", "br-test", "type", "veth", "peer", "name", "other0")
-	h, err := NewHost(Config{Bridge: "br-test", Subnet: testSubnet, NetNS: nsPath(ns)})
+	h, err := NewHost(Config{Bridge: "br-test", Subnet: testSubnet, Enter: enter(t, ns)})
 	if err != nil {
 		t.Fatal(err)
 	}

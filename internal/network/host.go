@@ -19,8 +19,10 @@
 // read or written, and the base chains accept whatever does not concern the
 // bridge, so the host's own traffic is left alone (L-2).
 //
-// A Host works in one network namespace: the one the process runs in, or
-// one named by path, so tests run whole hosts inside namespaces they made.
+// A Host works in the network namespace of the thread that calls it (the
+// daemon's), or wherever Config.Enter runs its work, so tests run whole
+// hosts inside namespaces they made. The package itself never switches
+// namespaces: the daemon's service unit forbids it (RestrictNamespaces).
 package network
 
 import (
@@ -31,11 +33,9 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -49,9 +49,12 @@ type Config struct {
 	// HostInterfaces are the interfaces, besides loopback, on which port
 	// forwards and allowed inbound ports are reachable.
 	HostInterfaces []string
-	// NetNS is the path of a network namespace (such as
-	// /run/netns/<name>) to work in; empty means the process's own.
-	NetNS  string
+	// Enter, when set, runs each piece of the Host's work where the Host
+	// works (tests: on a thread inside a namespace they made); nil runs it
+	// on the calling goroutine, in the process's own namespace. Netlink
+	// sockets, /dev/net/tun and /proc/sys/net act in the namespace of the
+	// thread that opens them.
+	Enter  func(fn func() error) error
 	Logger *slog.Logger
 }
 
@@ -97,38 +100,12 @@ func (h *Host) Bridge() string { return h.cfg.Bridge }
 // HostInterfaces are the configured host interfaces.
 func (h *Host) HostInterfaces() []string { return append([]string(nil), h.cfg.HostInterfaces...) }
 
-// do runs fn on an OS thread that is in the Host's network namespace.
-// Netlink sockets, /dev/net/tun and /proc/sys/net all act in the namespace
-// of the thread that opens them.
+// do runs fn where the Host works (see Config.Enter).
 func (h *Host) do(fn func() error) error {
-	if h.cfg.NetNS == "" {
+	if h.cfg.Enter == nil {
 		return fn()
 	}
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("reading this thread's network namespace: %w", err)
-	}
-	defer orig.Close()
-	target, err := netns.GetFromPath(h.cfg.NetNS)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("opening network namespace %s: %w", h.cfg.NetNS, err)
-	}
-	defer target.Close()
-	if err := netns.Set(target); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("entering network namespace %s: %w", h.cfg.NetNS, err)
-	}
-	defer func() {
-		// A thread that cannot go back stays locked, and Go ends it with
-		// the goroutine rather than reuse it in the wrong namespace.
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-	}()
-	return fn()
+	return h.cfg.Enter(fn)
 }
 
 // Setup creates the bridge if it is missing, gives it the gateway address,

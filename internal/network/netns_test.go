@@ -46,7 +46,6 @@ func newNS(t *testing.T, prefix string) string {
 	return name
 }
 
-func nsPath(name string) string { return "/run/netns/" + name }
 
 // ip runs iproute2 with args and fails the test on error.
 func ip(t *testing.T, args ...string) string {
@@ -89,12 +88,21 @@ func inNS(t *testing.T, name string, fn func()) {
 	}
 }
 
+// enter is a Config.Enter that runs the Host's work in namespace name.
+func enter(t *testing.T, name string) func(func() error) error {
+	return func(fn func() error) error {
+		var err error
+		inNS(t, name, func() { err = fn() })
+		return err
+	}
+}
+
 // testHost is a Host in a fresh namespace with the bridge set up.
 func testHost(t *testing.T, hostIfs ...string) (*Host, string) {
 	t.Helper()
 	testenv.Require(t, "root", "netns", "nft")
 	ns := newNS(t, "agth")
-	h, err := NewHost(Config{Bridge: "br-test", Subnet: testSubnet, HostInterfaces: hostIfs, NetNS: nsPath(ns)})
+	h, err := NewHost(Config{Bridge: "br-test", Subnet: testSubnet, HostInterfaces: hostIfs, Enter: enter(t, ns)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -345,7 +345,11 @@ func TestNetworkFromGuests(t *testing.T) {
 		if !dialRead(t, d.netns, fmt.Sprintf("127.0.0.1:%d", fwd.HostPort), 5*time.Second) {
 			t.Fatal("no flow to B through the forward")
 		}
-		host, err := network.NewHost(network.Config{Bridge: "br-agentiso", Subnet: netip.MustParsePrefix("10.77.0.0/24"), NetNS: "/run/netns/" + d.netns})
+		host, err := network.NewHost(network.Config{Bridge: "br-agentiso", Subnet: netip.MustParsePrefix("10.77.0.0/24"),
+			Enter: func(fn func() error) (err error) {
+				inNS(t, d.netns, func() { err = fn() })
+				return err
+			}})
 		if err != nil {
 			t.Fatal(err)
 		}
