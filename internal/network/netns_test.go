@@ -46,7 +46,6 @@ func newNS(t *testing.T, prefix string) string {
 	return name
 }
 
-
 // ip runs iproute2 with args and fails the test on error.
 func ip(t *testing.T, args ...string) string {
 	t.Helper()
