@@ -1,6 +1,7 @@
 # Network probes run inside a workspace by the e2e tests. A guest can put
 # anything on the wire, so the tests craft what an attacker in a VM would.
-import asyncio
+import errno
+import select
 import socket
 import struct
 import sys
@@ -139,26 +140,35 @@ def dns_query(server, secs):
         print("no answer")
 
 
-async def scan(host, first, last, conc):
-    sem = asyncio.Semaphore(int(conc))
+def scan(host, first, last, batch):
+    """TCP connect scan: batch non-blocking connects at a time, each given
+    3 s; print the ports that accepted."""
     found = []
-
-    async def one(p):
-        async with sem:
-            try:
-                _, w = await asyncio.wait_for(asyncio.open_connection(host, p), 3)
-                found.append(p)
-                w.close()
-            except (OSError, asyncio.TimeoutError):
-                pass
-
-    await asyncio.gather(*(one(p) for p in range(int(first), int(last) + 1)))
+    ports = range(int(first), int(last) + 1)
+    for i in range(0, len(ports), int(batch)):
+        ep = select.epoll()
+        pending = {}
+        for p in ports[i:i + int(batch)]:
+            s = socket.socket()
+            s.setblocking(False)
+            if s.connect_ex((host, p)) not in (0, errno.EINPROGRESS):
+                s.close()
+                continue
+            ep.register(s.fileno(), select.EPOLLOUT | select.EPOLLERR | select.EPOLLHUP)
+            pending[s.fileno()] = (p, s)
+        end = time.time() + 3
+        while pending and time.time() < end:
+            for fd, _ in ep.poll(0.5):
+                p, s = pending.pop(fd)
+                ep.unregister(fd)
+                if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                    found.append(p)
+                s.close()
+        for _, s in pending.values():
+            s.close()
+        ep.close()
     print(" ".join(str(p) for p in sorted(found)))
 
 
 if __name__ == "__main__":
-    cmd, args = sys.argv[1], sys.argv[2:]
-    if cmd == "scan":
-        asyncio.run(scan(*args))
-    else:
-        globals()[cmd](*args)
+    globals()[sys.argv[1]](*sys.argv[2:])
