@@ -129,8 +129,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	// A dashboard that may not run stops the daemon before it changes the
 	// host's network (newDashboard below makes the same check).
 	if cfg.Dashboard.Enabled {
-		if _, _, _, err := dashboard.LoadToken(os.Getenv, cfg.Dashboard.AdminTokenFile, cfg.Server.DataDir, cfg.Dashboard.ListenLoopback()); err != nil {
-			return nil, err
+		if _, _, _, err := dashboard.LoadToken(secrets.AdminToken, cfg.Server.DataDir, cfg.Dashboard.ListenLoopback()); err != nil {
+			return nil, adminTokenError(err, secrets.AdminTokenFrom)
 		}
 	}
 	netOpts, err := setupNetwork(cfg, log)
@@ -185,9 +185,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if err != nil {
 		return nil, err
 	}
+	sw, err := d.newSwarm(cfg, git, log)
+	if err != nil {
+		return nil, err
+	}
 	d.mcpDeps = mcpserver.Deps{
 		Vault:      vaultDep,
 		Git:        git,
+		Swarm:      sw,
 		Workspaces: d.manager,
 		Network:    d.manager,
 		Exec: mcpserver.ExecLimits{

@@ -102,9 +102,9 @@ func TestM21_EveryToolCallIsRateLimited(t *testing.T) {
 	lim := &refuseAll{}
 	act := &activity{}
 	audit := &auditLog{}
-	// The git and network tools are registered too; a call reaching them
-	// would panic.
-	cs := connect(t, Deps{Workspaces: ws, Git: struct{ Git }{}, Network: unreachableNetwork{}, Limiter: lim, Activity: act, Audit: audit.add})
+	// The git, swarm and network tools are registered too; a call reaching
+	// them would panic.
+	cs := connect(t, Deps{Workspaces: ws, Git: struct{ Git }{}, Swarm: struct{ Swarm }{}, Network: unreachableNetwork{}, Limiter: lim, Activity: act, Audit: audit.add})
 	ctx := context.Background()
 	list, err := cs.ListTools(ctx, nil)
 	if err != nil {

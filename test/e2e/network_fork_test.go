@@ -72,7 +72,7 @@ func TestForksOfAMemorySnapshotTakeTheirOwnAddress(t *testing.T) {
 	for _, g := range forks {
 		call[map[string]any](ctx, t, s, "network_policy", map[string]any{"workspace_id": g.ws.ID, "allow_inter_vm": true})
 	}
-	waitFor(t, "the forks to ping each other", func() bool { return ping(a, b) && ping(b, a) })
+	waitFor(t, time.Minute, "the forks to ping each other", func() bool { return ping(a, b) && ping(b, a) })
 	if got := a.tool("tcp " + b.ws.IP + " 8001 5"); got != "open" {
 		t.Errorf("%s cannot reach the resumed server of %s at its own address: %s", a.ws.Name, b.ws.Name, got)
 	}

@@ -211,19 +211,19 @@ func TestNetworkFromGuests(t *testing.T) {
 		}
 		call[map[string]any](ctx, t, s, "network_policy", map[string]any{"workspace_id": b.ws.ID, "allow_inter_vm": true})
 		// A's failed ARP for B may be cached for a few seconds.
-		waitFor(t, "A to reach B with both allowing it", func() bool {
+		waitFor(t, time.Minute, "A to reach B with both allowing it", func() bool {
 			return a.tool("tcp "+b.ws.IP+" 8000 3") == "open"
 		})
 
 		// An established connection dies with the policy that allowed it.
 		a.background("python3 /root/nettool.py keep_talking " + b.ws.IP + " 8001 /root/talk.log")
-		waitFor(t, "the connection to carry data", func() bool {
+		waitFor(t, time.Minute, "the connection to carry data", func() bool {
 			return strings.Count(a.ok("cat /root/talk.log 2>/dev/null || true"), "ok") >= 3
 		})
 		call[map[string]any](ctx, t, s, "network_policy", map[string]any{"workspace_id": b.ws.ID, "allow_inter_vm": false})
 		cut := len(strings.Fields(a.ok("cat /root/talk.log")))
 		var lines []string
-		waitFor(t, "three more round trips", func() bool {
+		waitFor(t, time.Minute, "three more round trips", func() bool {
 			lines = strings.Fields(a.ok("cat /root/talk.log"))
 			return len(lines) >= cut+4
 		})
@@ -297,7 +297,7 @@ func TestNetworkFromGuests(t *testing.T) {
 			t.Fatalf("port_forward chose host port %d, outside the configured range", fwd.HostPort)
 		}
 		hp := fmt.Sprint(fwd.HostPort)
-		waitFor(t, "the forward from loopback", func() bool { return dialRead(t, d.netns, "127.0.0.1:"+hp, 3*time.Second) })
+		waitFor(t, time.Minute, "the forward from loopback", func() bool { return dialRead(t, d.netns, "127.0.0.1:"+hp, 3*time.Second) })
 		if !dialRead(t, world.lan, lanHost+":"+hp, 5*time.Second) {
 			t.Error("the forward does not work from the configured host interface")
 		}
@@ -471,15 +471,4 @@ func countUDP(t *testing.T, ns, addr string) func(marker string) int {
 			return seen[marker]
 		}
 	}
-}
-
-// waitFor polls cond for up to a minute.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for end := time.Now().Add(time.Minute); time.Now().Before(end); time.Sleep(300 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }
