@@ -147,6 +147,9 @@ type ForkRequest struct {
 	NewName    string
 	Count      int
 	NamePrefix string
+	// AllowInternet is the forks' internet access; nil gives them the
+	// source's.
+	AllowInternet *bool
 }
 
 // MaxForks bounds one workspace_fork call.
