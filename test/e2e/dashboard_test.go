@@ -422,7 +422,7 @@ func TestL11_AdminTokenFromTheEnvironment(t *testing.T) {
 	t.Setenv(config.AdminTokenEnv, token)
 	port := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	d := startDaemon(t, fmt.Sprintf("\n[dashboard]\nlisten = \"0.0.0.0:%d\"\n", port))
+	d := startDaemonOpts(t, "", fmt.Sprintf("\n[dashboard]\nlisten = \"0.0.0.0:%d\"\n", port), daemonOpts{hostNetwork: true})
 
 	waitDashboard(t, base)
 	wrong := &dashClient{t: t, base: base, http: &http.Client{Timeout: time.Minute}}
