@@ -94,6 +94,7 @@ func TestNetworkFromGuests(t *testing.T) {
 	create := func(name string) guest {
 		ws := call[netInfo](ctx, t, s, "workspace_create", map[string]any{"name": name, "memory_mb": 384})
 		g := guest{t: t, ctx: ctx, s: s, ws: ws}
+		t.Cleanup(func() { logConsoleOnFailure(t, s, ws.ID, name) })
 		call[map[string]any](ctx, t, s, "file_write", map[string]any{"workspace_id": ws.ID, "path": "/root/nettool.py", "content": nettool})
 		return g
 	}
@@ -417,6 +418,20 @@ func TestNetworkFromGuests(t *testing.T) {
 		}
 	})
 
+}
+
+// logConsoleOnFailure logs the tail of a workspace's console when the test
+// failed, while the workspace is still there to ask.
+func logConsoleOnFailure(t *testing.T, s *mcp.ClientSession, id, name string) {
+	if !t.Failed() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "workspace_logs", Arguments: map[string]any{"workspace_id": id, "log_type": "all", "max_lines": 60}})
+	if err == nil && !res.IsError {
+		t.Logf("%s's console and QEMU log:\n%s", name, textOf(res))
+	}
 }
 
 // stripTableHandle removes the tables' own handles, which the kernel
