@@ -70,6 +70,7 @@ func newRoot() *cobra.Command {
 		imageCmd(&cfgPath),
 		installCmd(&cfgPath),
 		uninstallCmd(&cfgPath),
+		benchCmd(&cfgPath),
 	)
 	return root
 }
