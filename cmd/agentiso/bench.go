@@ -17,6 +17,7 @@ func benchCmd(cfgPath *string) *cobra.Command {
 		short    bool
 		asJSON   bool
 		imageDir string
+		keepLogs string
 		idleVMs  []int
 	)
 	c := &cobra.Command{
@@ -47,7 +48,7 @@ runs few iterations and at most 2 VMs.`,
 				return err
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-			rep, err := bench.Run(cmd.Context(), bench.Options{Binary: self, ImageDir: imageDir, Short: short, IdleVMs: idleVMs, Log: log})
+			rep, err := bench.Run(cmd.Context(), bench.Options{Binary: self, ImageDir: imageDir, Short: short, IdleVMs: idleVMs, Log: log, KeepLogs: keepLogs})
 			if err != nil {
 				return fmt.Errorf("bench: %w", err)
 			}
@@ -60,6 +61,7 @@ runs few iterations and at most 2 VMs.`,
 	c.Flags().BoolVar(&short, "short", false, "few iterations and at most 2 VMs (what CI runs)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON instead of a table")
 	c.Flags().StringVar(&imageDir, "image-dir", "", "guest image to boot (default: the configured one)")
+	c.Flags().StringVar(&keepLogs, "keep-logs", "", "copy the daemon's log and the cold boots' console logs to this directory")
 	c.Flags().IntSliceVar(&idleVMs, "idle-vms", nil, "VM counts for the memory figures (default 1,5,10; --short 1,2)")
 	return c
 }

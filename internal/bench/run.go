@@ -35,19 +35,23 @@ type Options struct {
 	IdleVMs []int
 	// Log receives progress lines; nil discards them.
 	Log *slog.Logger
+	// KeepLogs, when set, is a directory the daemon's log and the console
+	// logs of the cold-booted VMs are copied to, to see where boot time
+	// goes.
+	KeepLogs string
 }
 
 // plan is how many times each figure is sampled.
 type plan struct {
-	boots, execs, small, large, snaps, lists int
-	idle                                     []int
-	listRows                                 int
+	boots, rounds, execs, small, large, snaps, lists int
+	idle                                             []int
+	listRows                                         int
 }
 
 func (o Options) plan() plan {
-	p := plan{boots: 5, execs: 30, small: 5, large: 3, snaps: 5, lists: 20, idle: []int{1, 5, 10}, listRows: 100}
+	p := plan{boots: 5, rounds: 3, execs: 20, small: 3, large: 1, snaps: 5, lists: 20, idle: []int{1, 5, 10}, listRows: 100}
 	if o.Short {
-		p = plan{boots: 2, execs: 10, small: 3, large: 1, snaps: 2, lists: 10, idle: []int{1, 2}, listRows: 100}
+		p = plan{boots: 2, rounds: 2, execs: 10, small: 2, large: 1, snaps: 2, lists: 10, idle: []int{1, 2}, listRows: 100}
 	}
 	if o.IdleVMs != nil {
 		p.idle = o.IdleVMs
@@ -57,10 +61,11 @@ func (o Options) plan() plan {
 
 // Figure names, used as floors and by the e2e benchmark.
 const (
-	FigColdBoot      = "cold boot to guest-ready (qemu start to first answer)"
+	FigColdBoot      = "cold boot, QEMU start to guest-ready"
+	FigBeforeKernel  = "QEMU start to kernel start (same boots)"
 	FigKernelToInit  = "kernel start to PID 1 (same boots)"
+	FigKernelToReady = "kernel start to guest-ready (same boots)"
 	FigInitToReady   = "PID 1 to guest-ready (same boots)"
-	FigReadyOverhead = "guest-ready minus kernel-to-PID-1"
 	FigCreateCold    = "workspace_create, cold (MCP wall time)"
 	FigCreatePool    = "workspace_create from the warm pool"
 	FigExecMCP       = "exec `true`, MCP round trip"
@@ -103,7 +108,6 @@ type run struct {
 	s    *mcp.ClientSession
 	ws   string // the workspace most figures are taken on
 	figs []Figure
-	mcp  pathTimes // the MCP side, kept until the channel side is taken
 	// samples collects destroy times from every step that destroys.
 	destroys []float64
 }
@@ -129,6 +133,12 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	r.d = d
 	defer d.remove()
+	if opts.KeepLogs != "" {
+		if err := os.MkdirAll(opts.KeepLogs, 0o755); err != nil {
+			return nil, err
+		}
+		defer copyFile(d.logPath, filepath.Join(opts.KeepLogs, "daemon.log"))
+	}
 	if err := r.all(ctx); err != nil {
 		return nil, fmt.Errorf("%w\ndaemon log (end):\n%s", err, d.logTail())
 	}
@@ -164,8 +174,7 @@ func (r *run) all(ctx context.Context) error {
 		f    func(context.Context) error
 	}{
 		{"cold boots", r.coldBoots},
-		{"MCP exec and files", r.mcpPath},
-		{"raw channel exec and files", r.channelPath},
+		{"exec and files, MCP and raw channel", r.exchange},
 		{"snapshots, forks, restores", r.snapshots},
 		{"memory of idle VMs", r.idleMemory},
 		{"workspace_list", r.list},
@@ -226,6 +235,9 @@ func (r *run) coldBoots(ctx context.Context) error {
 		}
 		created = append(created, w.ID)
 		wall = append(wall, ms(took))
+		if err := r.keepConsole(w.ID); err != nil {
+			return err
+		}
 		if i > 0 {
 			if err := r.destroy(ctx, w.ID); err != nil {
 				return err
@@ -234,23 +246,26 @@ func (r *run) coldBoots(ctx context.Context) error {
 	}
 	r.ws = created[0]
 	logged := r.d.boots()
-	var ready, k2i, i2r, over []float64
+	var ready, before, k2i, k2r, i2r []float64
 	for _, id := range created {
 		b, ok := logged[id]
 		if !ok {
 			return fmt.Errorf("the daemon logged no \"vm ready\" line for %s", id)
 		}
 		ready = append(ready, ms(b.Ready))
+		before = append(before, ms(b.Ready-b.KernelToInit-b.InitToReady))
 		k2i = append(k2i, ms(b.KernelToInit))
+		k2r = append(k2r, ms(b.KernelToInit+b.InitToReady))
 		i2r = append(i2r, ms(b.InitToReady))
-		over = append(over, ms(b.Ready-b.KernelToInit))
 	}
 	floor := newFigure(FigKernelToInit, "ms", k2i)
-	boot := newFigure(FigColdBoot, "ms", ready).withFloor(floor)
+	boot := newFigure(FigColdBoot, "ms", ready)
 	r.add(boot)
+	r.add(newFigure(FigBeforeKernel, "ms", before))
 	r.add(floor)
-	r.add(newFigure(FigInitToReady, "ms", i2r))
-	r.add(newFigure(FigReadyOverhead, "ms", over).withTarget("<= 100 ms", func(f Figure) bool { return f.Median <= 100 }))
+	r.add(newFigure(FigKernelToReady, "ms", k2r).withFloor(floor).
+		withTarget("<= floor + 100 ms", func(f Figure) bool { return f.Median <= floor.Median+100 }))
+	r.add(newFigure(FigInitToReady, "ms", i2r).withTarget("<= 100 ms", func(f Figure) bool { return f.Median <= 100 }))
 	cold := newFigure(FigCreateCold, "ms", wall).withFloor(boot)
 	r.add(cold)
 	r.add(unavailable(FigCreatePool, "ms", "the warm pool is not on main yet; nothing to measure").
@@ -269,9 +284,17 @@ type pathTimes struct {
 	write, read map[string][]float64 // MB/s by size name
 }
 
-// mcpPath times exec and file transfer through the full MCP path:
-// client -> agentiso mcp -> daemon -> channel -> guest.
-func (r *run) mcpPath(ctx context.Context) error {
+func newPathTimes() pathTimes {
+	return pathTimes{write: map[string][]float64{}, read: map[string][]float64{}}
+}
+
+// exchange times exec and file transfer on both paths in alternating
+// rounds, so that a change in the load of a shared host falls on both
+// sides: the full MCP path (client -> agentiso mcp -> daemon -> channel ->
+// guest), then, with the daemon stopped (the VM keeps running), the VM's
+// channel socket dialled directly with the same requests the tools send;
+// then a new daemon re-attaches the VM and the workspace is adopted.
+func (r *run) exchange(ctx context.Context) error {
 	if err := os.MkdirAll(r.d.transferDir(), 0o700); err != nil {
 		return err
 	}
@@ -280,7 +303,51 @@ func (r *run) mcpPath(ctx context.Context) error {
 			return err
 		}
 	}
-	t := pathTimes{write: map[string][]float64{}, read: map[string][]float64{}}
+	viaMCP, viaChan := newPathTimes(), newPathTimes()
+	for range r.plan.rounds {
+		if err := r.mcpRound(ctx, &viaMCP); err != nil {
+			return err
+		}
+		if err := r.d.stop(); err != nil {
+			return err
+		}
+		r.s.Close()
+		r.s = nil
+		if err := r.channelRound(ctx, &viaChan); err != nil {
+			return err
+		}
+		if err := r.d.start(ctx); err != nil {
+			return err
+		}
+		if err := r.connect(ctx); err != nil {
+			return err
+		}
+		if _, err := call[map[string]any](ctx, r.s, "workspace_adopt", map[string]any{"workspace_id": r.ws}); err != nil {
+			return err
+		}
+	}
+
+	execChan := newFigure(FigExecChannel, "ms", viaChan.exec)
+	r.add(newFigure(FigExecMCP, "ms", viaMCP.exec).withFloor(execChan).
+		withTarget("<= 3x raw channel", func(f Figure) bool { return *f.Ratio <= 3 }))
+	r.add(execChan)
+	for _, sz := range transferSizes {
+		for _, dir := range []string{"write", "read"} {
+			m, c := viaMCP.write[sz.name], viaChan.write[sz.name]
+			if dir == "read" {
+				m, c = viaMCP.read[sz.name], viaChan.read[sz.name]
+			}
+			cf := newFigure(FigTransfer("channel", dir, sz.name), "MB/s", c)
+			r.add(newFigure(FigTransfer("MCP", dir, sz.name), "MB/s", m).withFloor(cf).
+				withTarget(">= 0.5x raw channel", func(f Figure) bool { return *f.Ratio >= 0.5 }))
+			r.add(cf)
+		}
+	}
+	return nil
+}
+
+// mcpRound is one round of exchange on the MCP path.
+func (r *run) mcpRound(ctx context.Context, t *pathTimes) error {
 	args := map[string]any{"workspace_id": r.ws, "command": "true"}
 	for i := range r.plan.execs + 1 {
 		start := time.Now()
@@ -312,7 +379,6 @@ func (r *run) mcpPath(ctx context.Context) error {
 			os.Remove(filepath.Join(r.d.transferDir(), "back-"+sz.name))
 		}
 	}
-	r.mcp = t
 	return nil
 }
 
@@ -323,63 +389,20 @@ func (r *run) reps(n int64) int {
 	return r.plan.small
 }
 
-// channelPath stops the daemon (the VM keeps running), dials the VM's
-// channel socket itself and times the same requests the tools send, then
-// starts a new daemon, which re-attaches the VM, and adopts the workspace.
-func (r *run) channelPath(ctx context.Context) error {
-	if err := r.d.stop(); err != nil {
-		return err
-	}
-	r.s.Close()
-	r.s = nil
-	t, err := r.rawChannel(ctx)
-	if err != nil {
-		return err
-	}
-	if err := r.d.start(ctx); err != nil {
-		return err
-	}
-	if err := r.connect(ctx); err != nil {
-		return err
-	}
-	if _, err := call[map[string]any](ctx, r.s, "workspace_adopt", map[string]any{"workspace_id": r.ws}); err != nil {
-		return err
-	}
-
-	execChan := newFigure(FigExecChannel, "ms", t.exec)
-	r.add(newFigure(FigExecMCP, "ms", r.mcp.exec).withFloor(execChan).
-		withTarget("<= 3x raw channel", func(f Figure) bool { return *f.Ratio <= 3 }))
-	r.add(execChan)
-	for _, sz := range transferSizes {
-		for _, dir := range []string{"write", "read"} {
-			m, c := r.mcp.write[sz.name], t.write[sz.name]
-			if dir == "read" {
-				m, c = r.mcp.read[sz.name], t.read[sz.name]
-			}
-			cf := newFigure(FigTransfer("channel", dir, sz.name), "MB/s", c)
-			r.add(newFigure(FigTransfer("MCP", dir, sz.name), "MB/s", m).withFloor(cf).
-				withTarget(">= 0.5x raw channel", func(f Figure) bool { return *f.Ratio >= 0.5 }))
-			r.add(cf)
-		}
-	}
-	return nil
-}
-
-// rawChannel is channelPath's measurement, with no daemon running. The
-// requests are the ones the exec and file_transfer tools send; a read goes
-// to a host file that is synced, as a download is.
-func (r *run) rawChannel(ctx context.Context) (pathTimes, error) {
-	t := pathTimes{write: map[string][]float64{}, read: map[string][]float64{}}
+// channelRound is one round of exchange on the raw channel, with no
+// daemon running. A read goes to a host file that is synced, as a download
+// is.
+func (r *run) channelRound(ctx context.Context, t *pathTimes) error {
 	c, err := channel.Dial(ctx, r.d.channelSocket(r.ws), channel.Options{})
 	if err != nil {
-		return t, err
+		return err
 	}
 	defer c.Close()
 	req := protocol.Exec{Argv: []string{"/bin/sh", "-c", "true"}, Workdir: "/root", MaxOutputBytes: 256 << 10, TimeoutMs: 120000}
 	for i := range r.plan.execs + 1 {
 		start := time.Now()
 		if _, err := c.Exec(ctx, req, nil); err != nil {
-			return t, err
+			return err
 		}
 		if i > 0 {
 			t.exec = append(t.exec, ms(time.Since(start)))
@@ -391,18 +414,35 @@ func (r *run) rawChannel(ctx context.Context) (pathTimes, error) {
 		for range r.reps(sz.n) {
 			start := time.Now()
 			if err := writeFrom(ctx, c, src, "/root/raw-"+sz.name, sz.n); err != nil {
-				return t, err
+				return err
 			}
 			t.write[sz.name] = append(t.write[sz.name], mbps(sz.n, time.Since(start)))
 			start = time.Now()
 			if err := readTo(ctx, c, "/root/raw-"+sz.name, dst); err != nil {
-				return t, err
+				return err
 			}
 			t.read[sz.name] = append(t.read[sz.name], mbps(sz.n, time.Since(start)))
 			os.Remove(dst)
 		}
 	}
-	return t, nil
+	return nil
+}
+
+// keepConsole copies a VM's console log to opts.KeepLogs, if set.
+func (r *run) keepConsole(id string) error {
+	if r.opts.KeepLogs == "" {
+		return nil
+	}
+	return copyFile(filepath.Join(r.d.dir, "data", "workspaces", id, "console.log"),
+		filepath.Join(r.opts.KeepLogs, "console-"+id+".log"))
+}
+
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o600)
 }
 
 func writeFrom(ctx context.Context, c *channel.Client, src, dst string, n int64) error {
