@@ -238,11 +238,11 @@ func (d *daemon) logTail() string {
 }
 
 // vmReadyLine matches the runner's "vm ready" log line.
-var vmReadyLine = regexp.MustCompile(`msg="vm ready".*\bvm=(\S+).*\bboot=(\S+) kernel_to_init=(\S+)(?: init_to_ready=(\S+))?`)
+var vmReadyLine = regexp.MustCompile(`msg="vm ready".*\bvm=(\S+).*\bboot=(\S+) kernel_to_init=(\S+)(?: init_to_ready=(\S+))?(?: resumed=(\S+))?`)
 
 // bootLog is what the daemon logged of one VM's boot.
 type bootLog struct {
-	Ready, KernelToInit, InitToReady time.Duration
+	Ready, KernelToInit, InitToReady, Resumed time.Duration
 }
 
 // boots reads every "vm ready" line of the daemon's log, by VM ID (the
@@ -266,6 +266,9 @@ func (d *daemon) boots() map[string]bootLog {
 		b.KernelToInit, _ = time.ParseDuration(m[3])
 		if m[4] != "" {
 			b.InitToReady, _ = time.ParseDuration(m[4])
+		}
+		if m[5] != "" {
+			b.Resumed, _ = time.ParseDuration(m[5])
 		}
 		out[m[1]] = b
 	}

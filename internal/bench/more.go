@@ -127,7 +127,7 @@ func (r *run) idleMemory(ctx context.Context) error {
 			running = append(running, w.ID)
 		}
 		time.Sleep(3 * time.Second) // let the newest guest go idle
-		var daemonRSS, vmPSS, guestWS []float64
+		var daemonRSS, vmPSS, vmAnon, guestWS []float64
 		for range 3 {
 			kb, err := procKB(fmt.Sprintf("/proc/%d/status", r.d.pid()), "VmRSS:")
 			if err != nil {
@@ -146,6 +146,11 @@ func (r *run) idleMemory(ctx context.Context) error {
 				return err
 			}
 			vmPSS = append(vmPSS, kb/1024)
+			anon, err := procKB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss_Anon:")
+			if err != nil {
+				return err
+			}
+			vmAnon = append(vmAnon, anon/1024)
 		}
 		for _, id := range running[:n] {
 			res, err := call[struct {
@@ -160,6 +165,7 @@ func (r *run) idleMemory(ctx context.Context) error {
 		r.add(newFigure(FigDaemonRSS(n), "MiB", daemonRSS))
 		gws := newFigure(FigGuestWorkingSet(n), "MiB", guestWS)
 		r.add(newFigure(FigVMMemory(n), "MiB", vmPSS).withFloor(gws))
+		r.add(newFigure(FigVMAnon(n), "MiB", vmAnon).withFloor(gws))
 		r.add(gws)
 	}
 	return nil

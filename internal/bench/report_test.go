@@ -28,7 +28,7 @@ func TestFloorRatioAndTarget(t *testing.T) {
 	floor := newFigure("raw", "ms", []float64{2, 2, 2})
 	f := newFigure("mcp", "ms", []float64{5, 7, 6}).withFloor(floor).
 		withTarget("<= 3x", func(f Figure) bool { return *f.Ratio <= 3 })
-	if f.Ratio == nil || *f.Ratio != 3 || f.Floor != "raw" || f.Met == nil || !*f.Met {
+	if f.Ratio == nil || *f.Ratio != 3 || *f.BestRatio != 2.5 || f.Floor != "raw" || f.Met == nil || !*f.Met {
 		t.Fatalf("%+v", f)
 	}
 	f = newFigure("mcp", "ms", []float64{9}).withFloor(floor).
@@ -62,17 +62,25 @@ func TestFloorRatioAndTarget(t *testing.T) {
 	}
 }
 
+func TestBestRatioOfThroughputIsOfMaxima(t *testing.T) {
+	floor := newFigure("raw", "MB/s", []float64{10, 20})
+	f := newFigure("mcp", "MB/s", []float64{5, 15}).withFloor(floor)
+	if *f.Ratio != 10.0/15 || *f.BestRatio != 15.0/20 {
+		t.Fatalf("%+v", f)
+	}
+}
+
 func TestBootsFromLog(t *testing.T) {
 	d := &daemon{logPath: filepath.Join(t.TempDir(), "log")}
 	log := `time=2026-11-29T05:00:00Z level=INFO msg="qemu started" vm=a pid=1 accel=tcg
-time=2026-11-29T05:00:02Z level=INFO msg="vm ready" vm=a boot=2.1s kernel_to_init=1.5s init_to_ready=300ms
+time=2026-11-29T05:00:02Z level=INFO msg="vm ready" vm=a boot=2.1s kernel_to_init=1.5s init_to_ready=300ms resumed=40ms
 time=2026-11-29T05:00:04Z level=INFO msg="vm ready" vm=b boot=900ms kernel_to_init=600ms
 `
 	if err := os.WriteFile(d.logPath, []byte(log), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	b := d.boots()
-	if got := b["a"]; got.Ready != 2100*time.Millisecond || got.KernelToInit != 1500*time.Millisecond || got.InitToReady != 300*time.Millisecond {
+	if got := b["a"]; got.Ready != 2100*time.Millisecond || got.KernelToInit != 1500*time.Millisecond || got.InitToReady != 300*time.Millisecond || got.Resumed != 40*time.Millisecond {
 		t.Errorf("a: %+v", got)
 	}
 	if got := b["b"]; got.Ready != 900*time.Millisecond || got.InitToReady != 0 {

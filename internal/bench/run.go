@@ -62,7 +62,8 @@ func (o Options) plan() plan {
 // Figure names, used as floors and by the e2e benchmark.
 const (
 	FigColdBoot      = "cold boot, QEMU start to guest-ready"
-	FigBeforeKernel  = "QEMU start to kernel start (same boots)"
+	FigResumed       = "QEMU start to guest CPUs running (same boots)"
+	FigBeforeKernel  = "guest CPUs running to kernel start, plus ready to seen (same boots)"
 	FigKernelToInit  = "kernel start to PID 1 (same boots)"
 	FigKernelToReady = "kernel start to guest-ready (same boots)"
 	FigInitToReady   = "PID 1 to guest-ready (same boots)"
@@ -89,6 +90,9 @@ func FigTransfer(path, dir, size string) string {
 // FigDaemonRSS and FigVMMemory name the memory figures at n idle VMs.
 func FigDaemonRSS(n int) string { return fmt.Sprintf("daemon RSS, %d idle VMs", n) }
 func FigVMMemory(n int) string  { return fmt.Sprintf("host memory per VM (QEMU PSS), %d idle VMs", n) }
+func FigVMAnon(n int) string {
+	return fmt.Sprintf("host memory per VM, anonymous only (QEMU Pss_Anon), %d idle VMs", n)
+}
 func FigGuestWorkingSet(n int) string {
 	return fmt.Sprintf("guest working set (MemTotal-MemAvailable), %d idle VMs", n)
 }
@@ -246,14 +250,15 @@ func (r *run) coldBoots(ctx context.Context) error {
 	}
 	r.ws = created[0]
 	logged := r.d.boots()
-	var ready, before, k2i, k2r, i2r []float64
+	var ready, resumed, before, k2i, k2r, i2r []float64
 	for _, id := range created {
 		b, ok := logged[id]
 		if !ok {
 			return fmt.Errorf("the daemon logged no \"vm ready\" line for %s", id)
 		}
 		ready = append(ready, ms(b.Ready))
-		before = append(before, ms(b.Ready-b.KernelToInit-b.InitToReady))
+		resumed = append(resumed, ms(b.Resumed))
+		before = append(before, ms(b.Ready-b.Resumed-b.KernelToInit-b.InitToReady))
 		k2i = append(k2i, ms(b.KernelToInit))
 		k2r = append(k2r, ms(b.KernelToInit+b.InitToReady))
 		i2r = append(i2r, ms(b.InitToReady))
@@ -261,6 +266,7 @@ func (r *run) coldBoots(ctx context.Context) error {
 	floor := newFigure(FigKernelToInit, "ms", k2i)
 	boot := newFigure(FigColdBoot, "ms", ready)
 	r.add(boot)
+	r.add(newFigure(FigResumed, "ms", resumed))
 	r.add(newFigure(FigBeforeKernel, "ms", before))
 	r.add(floor)
 	r.add(newFigure(FigKernelToReady, "ms", k2r).withFloor(floor).
