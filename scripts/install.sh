@@ -56,5 +56,5 @@ or in a client's JSON config:
 Users in the agentiso group may connect: usermod -aG agentiso <user>
 
 The dashboard is at http://127.0.0.1:7070/ ; log in with the token in
-/var/lib/agentiso/dashboard-token (or set dashboard.admin_token_file).
+/var/lib/agentiso/dashboard-token (or set secrets.admin_token_file).
 TXT

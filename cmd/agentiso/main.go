@@ -14,10 +14,12 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/agentiso/agentiso/internal/cli"
 	"github.com/agentiso/agentiso/internal/config"
 	"github.com/agentiso/agentiso/internal/daemon"
 	"github.com/agentiso/agentiso/internal/errdefs"
@@ -29,28 +31,42 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := newRoot().ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "agentiso:", err)
-		os.Exit(exitCode(err))
-	}
+	err := newRoot().ExecuteContext(ctx)
+	stop()
+	os.Exit(exitCode(err))
 }
 
-// exitCode maps an error class to an exit code scripts can rely on.
+// exitCode prints err (unless already printed) and returns the exit code
+// scripts can rely on (cli.ExitCode; docs/cli.md): an exec'd command's own
+// code, else the code of err's class.
 func exitCode(err error) int {
-	switch errdefs.ClassOf(err) {
-	case errdefs.Invalid:
-		return 2
-	case errdefs.NotFound:
-		return 3
-	case errdefs.Conflict:
-		return 4
-	case errdefs.Unavailable:
-		return 5
-	case errdefs.Timeout:
-		return 6
+	var st exitStatus
+	var rep reported
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &st):
+		return int(st)
+	case errors.As(err, &rep):
 	default:
-		return 1
+		if errdefs.ClassOf(err) == errdefs.Internal && isUsageError(err) {
+			err = errdefs.Invalidf("%v (see agentiso --help)", err)
+		}
+		fmt.Fprintln(os.Stderr, "agentiso:", err)
 	}
+	return cli.ExitCode(err)
+}
+
+// isUsageError reports whether err is cobra's refusal of the command line
+// itself, which it does not classify.
+func isUsageError(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "flag needs an argument", "invalid argument", "required flag"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func newRoot() *cobra.Command {
@@ -72,6 +88,10 @@ func newRoot() *cobra.Command {
 		uninstallCmd(&cfgPath),
 		benchCmd(&cfgPath),
 	)
+	root.AddCommand(humanCmds(&cfgPath)...)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return errdefs.Invalidf("%v (see --help)", err)
+	})
 	return root
 }
 

@@ -89,7 +89,13 @@ type Features struct {
 // Options configures an API.
 type Options struct {
 	Workspaces Workspaces
-	AuditLog   AuditLog
+	// Snapshots serves the snapshot and fork routes; nil leaves them
+	// unavailable.
+	Snapshots Snapshots
+	// Vault serves the vault routes; nil (the vault disabled) leaves them
+	// unavailable.
+	Vault    Vault
+	AuditLog AuditLog
 	// Record, when set, receives every action that changes or reads a
 	// workspace.
 	Record func(ctx context.Context, r AuditRecord)

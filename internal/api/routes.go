@@ -28,6 +28,8 @@ func (a *API) routes() {
 	a.handle("GET /api/v1/events", "", a.events)
 	a.handle("GET /api/v1/audit", "", a.audit)
 	a.handle("GET /api/v1/host", "", a.host)
+	a.snapshotRoutes()
+	a.vaultRoutes()
 	// Anything else under the prefix: one answer that echoes nothing of
 	// the path.
 	a.handle(Prefix, "", func(http.ResponseWriter, *http.Request) (any, error) {

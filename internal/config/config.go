@@ -146,12 +146,12 @@ type Pool struct {
 // 0600, owned by root) or the environment variable named in its comment,
 // which wins when both are set. See LoadSecrets.
 type Secrets struct {
-	AdminTokenFile string `toml:"admin_token_file" comment:"The dashboard admin token. Empty: none (or $AGENTISO_ADMIN_TOKEN)."`
+	AdminTokenFile string `toml:"admin_token_file" comment:"The dashboard admin token (16+ characters). $AGENTISO_ADMIN_TOKEN wins over it. Neither: a dashboard on loopback generates one into <data_dir>/dashboard-token; on any other address it does not start."`
 }
 
 // Limits bound what clients may ask of the daemon. Tool calls fall into three
 // cost classes (TOOLS.md): create (workspace_create, workspace_fork, team
-// create, swarm_run), exec (exec, exec_background, exec_parallel) and
+// create, workspace_prepare, swarm_run), exec (exec, exec_background, exec_parallel) and
 // default (every other tool). Each class has a token bucket per session and
 // one shared by all sessions (findings M-21, L-13); a bucket holds a
 // minute's worth of calls.

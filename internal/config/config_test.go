@@ -53,6 +53,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown key", "[server]\ndata_dir = \"/d\"\nadmin_tokn = 3\n", []string{"line 3", "unknown key server.admin_tokn"}},
 		{"unknown section", "[vm]\naccel = \"tcg\"\n\n[dashbaord]\nbind = \"x\"\n", []string{"line 4", "unknown key dashbaord"}},
 		{"two unknown keys", "[vm]\nacel = \"tcg\"\nboot_timeout = 3\n", []string{"line 2: unknown key vm.acel", "line 3: unknown key vm.boot_timeout"}},
+		{"moved key", "[dashboard]\nadmin_token_file = \"/etc/agentiso/admin_token\"\n", []string{"line 2: unknown key dashboard.admin_token_file (it is secrets.admin_token_file now)"}},
 		{"string for int", "[resources]\ndefault_vcpus = \"two\"\n", []string{"line 2", "resources.default_vcpus", "string", "int"}},
 		{"int for string", "[server]\nlog_level = 3\n", []string{"line 2", "server.log_level", "integer"}},
 		{"int in string list", "[image]\nextra_packages = [1]\n", []string{"line 2", "image.extra_packages", "integer"}},

@@ -8,11 +8,8 @@ import (
 
 // Dashboard configures the web dashboard and its REST API.
 type Dashboard struct {
-	Enabled bool   `toml:"enabled" comment:"Serve the web dashboard."`
-	Listen  string `toml:"listen" comment:"host:port to listen on, host an IP address. Any address other than loopback needs an admin token from admin_token_file or AGENTISO_ADMIN_TOKEN."`
-	// AdminTokenFile holds the token a person logs in with. The file must
-	// be owned by root and not readable by group or others.
-	AdminTokenFile string   `toml:"admin_token_file" comment:"File with the admin token (mode 0600). Empty: AGENTISO_ADMIN_TOKEN, else (loopback only) a token generated into <data_dir>/dashboard-token."`
+	Enabled        bool     `toml:"enabled" comment:"Serve the web dashboard."`
+	Listen         string   `toml:"listen" comment:"host:port to listen on, host an IP address. Any address other than loopback needs an admin token: secrets.admin_token_file or $AGENTISO_ADMIN_TOKEN."`
 	AllowedHosts   []string `toml:"allowed_hosts" comment:"Extra host[:port] names the dashboard may be reached by (Host header), e.g. a DNS name. Loopback names and the listen address are always allowed."`
 	TLSCertFile    string   `toml:"tls_cert_file" comment:"PEM certificate: serve HTTPS (cookies are then Secure). Set with tls_key_file."`
 	TLSKeyFile     string   `toml:"tls_key_file" comment:"PEM private key of tls_cert_file."`
@@ -59,9 +56,6 @@ func (d Dashboard) validate(p *problems) {
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 			p.addf("dashboard.listen", "port %q is not 1..65535", port)
 		}
-	}
-	if d.AdminTokenFile != "" {
-		p.absPath("dashboard.admin_token_file", d.AdminTokenFile)
 	}
 	for i, h := range d.AllowedHosts {
 		if h == "" || len(h) > 255 {

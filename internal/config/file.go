@@ -73,6 +73,12 @@ func Parse(b []byte) (Config, error) {
 	return c, nil
 }
 
+// movedKeys are keys that an older config file may still hold, and the
+// key each became.
+var movedKeys = map[string]string{
+	"dashboard.admin_token_file": "secrets.admin_token_file",
+}
+
 // goField matches the Go-specific part of go-toml's type errors, which names
 // a struct field a reader of the file has never seen.
 var goField = regexp.MustCompile(`into struct field \S+ of type (\S+)`)
@@ -86,7 +92,12 @@ func decodeError(err error) error {
 		for i := range strict.Errors {
 			e := &strict.Errors[i]
 			row, _ := e.Position()
-			msgs = append(msgs, fmt.Sprintf("line %d: unknown key %s", row, strings.Join(e.Key(), ".")))
+			key := strings.Join(e.Key(), ".")
+			msg := fmt.Sprintf("line %d: unknown key %s", row, key)
+			if to, ok := movedKeys[key]; ok {
+				msg += " (it is " + to + " now)"
+			}
+			msgs = append(msgs, msg)
 		}
 		return errdefs.Invalidf("config: %s", strings.Join(msgs, "; "))
 	}

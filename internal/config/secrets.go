@@ -12,7 +12,9 @@ import (
 )
 
 // AdminTokenEnv is the environment variable that holds the dashboard admin
-// token; it wins over secrets.admin_token_file.
+// token; it wins over secrets.admin_token_file. It and that key are the
+// only two ways to give the token: the dashboard takes it from
+// LoadSecrets, never from the environment itself (which the daemon clears).
 const AdminTokenEnv = "AGENTISO_ADMIN_TOKEN"
 
 // SecretEnvVars are the environment variables secrets are read from. The
@@ -24,6 +26,9 @@ var SecretEnvVars = []string{AdminTokenEnv}
 type LoadedSecrets struct {
 	// AdminToken guards the dashboard; zero when none is configured.
 	AdminToken secret.Secret
+	// AdminTokenFrom says where AdminToken came from, for the log and
+	// `agentiso check`: "$AGENTISO_ADMIN_TOKEN", the file's path, or "".
+	AdminTokenFrom string
 }
 
 // LoadSecrets reads each secret from its environment variable or, if that
@@ -32,19 +37,21 @@ type LoadedSecrets struct {
 func (c Config) LoadSecrets() (LoadedSecrets, error) {
 	var s LoadedSecrets
 	var err error
-	s.AdminToken, err = loadSecret(AdminTokenEnv, c.Secrets.AdminTokenFile)
+	s.AdminToken, s.AdminTokenFrom, err = loadSecret(AdminTokenEnv, c.Secrets.AdminTokenFile)
 	return s, err
 }
 
-func loadSecret(env, file string) (secret.Secret, error) {
+// loadSecret reads one secret and says where from.
+func loadSecret(env, file string) (secret.Secret, string, error) {
 	v, ok, err := secret.FromEnv(env)
 	if ok || err != nil {
-		return v, err
+		return v, "$" + env, err
 	}
 	if file == "" {
-		return secret.Secret{}, nil
+		return secret.Secret{}, "", nil
 	}
-	return secret.ReadFile(file)
+	v, err = secret.ReadFile(file)
+	return v, file, err
 }
 
 // secretKey matches key names that hold secrets (admin_token, password,

@@ -69,12 +69,12 @@ func TestLoadSecrets(t *testing.T) {
 		t.Fatalf("no sources: %v, %v; want no token", s.AdminToken.Reveal(), err)
 	}
 	c.Secrets.AdminTokenFile = path
-	if s, err = c.LoadSecrets(); err != nil || s.AdminToken.Reveal() != fromFile {
-		t.Fatalf("from the file: %q, %v", s.AdminToken.Reveal(), err)
+	if s, err = c.LoadSecrets(); err != nil || s.AdminToken.Reveal() != fromFile || s.AdminTokenFrom != path {
+		t.Fatalf("from the file: %q from %q, %v", s.AdminToken.Reveal(), s.AdminTokenFrom, err)
 	}
 	t.Setenv(AdminTokenEnv, fromEnv)
-	if s, err = c.LoadSecrets(); err != nil || s.AdminToken.Reveal() != fromEnv {
-		t.Fatalf("environment over file: %q, %v", s.AdminToken.Reveal(), err)
+	if s, err = c.LoadSecrets(); err != nil || s.AdminToken.Reveal() != fromEnv || s.AdminTokenFrom != "$"+AdminTokenEnv {
+		t.Fatalf("environment over file: %q from %q, %v", s.AdminToken.Reveal(), s.AdminTokenFrom, err)
 	}
 	os.Unsetenv(AdminTokenEnv)
 	if err := os.Chmod(path, 0o644); err != nil {

@@ -31,7 +31,8 @@ func TestCLICallerFromPeerUID(t *testing.T) {
 func TestCheckDashboard(t *testing.T) {
 	cfg := config.Default()
 	cfg.Server.DataDir = t.TempDir()
-	t.Setenv("AGENTISO_ADMIN_TOKEN", "")
+	t.Setenv(config.AdminTokenEnv, "")
+	os.Unsetenv(config.AdminTokenEnv)
 	if r := checkDashboard(cfg)[0]; r.Status != OK || !strings.Contains(r.Detail, "dashboard-token") {
 		t.Errorf("loopback default: %+v", r)
 	}
@@ -39,8 +40,26 @@ func TestCheckDashboard(t *testing.T) {
 		t.Error("check generated a token")
 	}
 	cfg.Dashboard.Listen = "0.0.0.0:7070"
-	if r := checkDashboard(cfg)[0]; r.Status != Fail || !strings.Contains(r.Fix, "admin_token_file") {
+	if r := checkDashboard(cfg)[0]; r.Status != Fail || !strings.Contains(r.Fix, "secrets.admin_token_file") {
 		t.Errorf("non-loopback without a token: %+v", r)
+	}
+	// The token the daemon would load (config.LoadSecrets) is the one
+	// checked: from the environment, then a file.
+	t.Setenv(config.AdminTokenEnv, "an-admin-token-of-enough-length")
+	if r := checkDashboard(cfg)[0]; r.Status != OK || !strings.Contains(r.Detail, "$"+config.AdminTokenEnv) {
+		t.Errorf("non-loopback with a token in the environment: %+v", r)
+	}
+	t.Setenv(config.AdminTokenEnv, "tiny-tok")
+	if r := checkDashboard(cfg)[0]; r.Status != Fail || !strings.Contains(r.Detail, "$"+config.AdminTokenEnv) || strings.Contains(r.Detail, "tiny-tok") {
+		t.Errorf("a short token: %+v", r)
+	}
+	os.Unsetenv(config.AdminTokenEnv)
+	cfg.Secrets.AdminTokenFile = filepath.Join(t.TempDir(), "admin-token")
+	if err := os.WriteFile(cfg.Secrets.AdminTokenFile, []byte("an-admin-token-from-a-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := checkDashboard(cfg)[0]; r.Status != OK || !strings.Contains(r.Detail, cfg.Secrets.AdminTokenFile) {
+		t.Errorf("non-loopback with a token file: %+v", r)
 	}
 	cfg.Dashboard.Enabled = false
 	if r := checkDashboard(cfg); len(r) != 1 || r[0].Status != OK {

@@ -173,9 +173,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if err != nil {
 		return nil, err
 	}
+	sw, err := d.newSwarm(cfg, git, log)
+	if err != nil {
+		return nil, err
+	}
 	d.mcpDeps = mcpserver.Deps{
 		Vault:      vaultDep,
 		Git:        git,
+		Swarm:      sw,
 		Workspaces: d.manager,
 		Exec: mcpserver.ExecLimits{
 			DefaultTimeout:        cfg.Exec.DefaultTimeout(),

@@ -28,11 +28,14 @@ import (
 // token, finding H-1) stops the daemon from starting.
 func (d *Daemon) newDashboard() (*dashboard.Server, error) {
 	c := d.cfg.Dashboard
-	token, source, path, err := dashboard.LoadToken(os.Getenv, c.AdminTokenFile, d.cfg.Server.DataDir, c.ListenLoopback())
+	token, source, path, err := dashboard.LoadToken(d.secrets.AdminToken, d.cfg.Server.DataDir, c.ListenLoopback())
 	if err != nil {
-		return nil, err
+		return nil, adminTokenError(err, d.secrets.AdminTokenFrom)
 	}
-	d.log.Info("dashboard admin token loaded", "source", source, "file", path)
+	if source == dashboard.FromConfig {
+		path = d.secrets.AdminTokenFrom
+	}
+	d.log.Info("dashboard admin token loaded", "source", source, "from", path)
 	a, err := d.newAPI(api.NewStreamLimiter(c.MaxStreamsPerSession, c.MaxStreamsTotal), "dashboard")
 	if err != nil {
 		return nil, err
@@ -49,8 +52,14 @@ func (d *Daemon) newDashboard() (*dashboard.Server, error) {
 // newAPI builds the REST API for one edge (the dashboard, the CLI
 // socket), each with its own stream caps.
 func (d *Daemon) newAPI(streams *api.StreamLimiter, edge string) (*api.API, error) {
+	var v api.Vault // stays a nil interface when the vault is disabled
+	if d.vault != nil {
+		v = d.vault
+	}
 	return api.New(api.Options{
 		Workspaces: d.manager,
+		Snapshots:  d.manager,
+		Vault:      v,
 		AuditLog:   d.store,
 		Record:     d.auditAPI,
 		Host:       d.hostStats,
@@ -62,7 +71,7 @@ func (d *Daemon) newAPI(streams *api.StreamLimiter, edge string) (*api.API, erro
 		Streams:          streams,
 		Limiter:          d.limiter,
 		Activity:         d.activity,
-		Features:         api.Features{Workspaces: true, Terminal: true},
+		Features:         api.Features{Workspaces: true, Terminal: true, Snapshots: true, Vault: d.vault != nil},
 		Logger:           d.log.With("edge", edge),
 	})
 }
@@ -137,6 +146,14 @@ func meminfoBytes(meminfo []byte, key string) int64 {
 	return 0
 }
 
+// adminTokenError names where a refused configured token came from.
+func adminTokenError(err error, from string) error {
+	if from == "" {
+		return err
+	}
+	return errdefs.With(errdefs.ClassOf(err), fmt.Sprintf("admin token from %s: %s", from, strings.TrimPrefix(errdefs.Public(err), "admin token: ")), err)
+}
+
 // checkDashboard reports whether the dashboard will start and with which
 // token, and whether this binary carries its front end. Read-only: it
 // never generates a token.
@@ -146,17 +163,22 @@ func checkDashboard(cfg config.Config) []CheckResult {
 		return []CheckResult{{Name: "dashboard", Status: OK, Detail: "disabled (dashboard.enabled = false)"}}
 	}
 	var out []CheckResult
+	secrets, err := cfg.LoadSecrets()
 	switch {
-	case os.Getenv(dashboard.TokenEnv) == "" && c.AdminTokenFile == "" && c.ListenLoopback():
+	case err != nil:
+		out = append(out, CheckResult{Name: "dashboard", Status: Fail, Detail: errdefs.Public(err),
+			Fix: "put a token of 16+ characters in a root-owned 0600 file named by secrets.admin_token_file"})
+	case secrets.AdminToken.IsZero() && c.ListenLoopback():
 		out = append(out, CheckResult{Name: "dashboard", Status: OK,
 			Detail: fmt.Sprintf("http://%s/ with the token in %s (generated at the first start)", c.Listen, filepath.Join(cfg.Server.DataDir, dashboard.GeneratedTokenFile))})
 	default:
-		_, src, path, err := dashboard.LoadToken(os.Getenv, c.AdminTokenFile, cfg.Server.DataDir, c.ListenLoopback())
-		if err != nil {
-			out = append(out, CheckResult{Name: "dashboard", Status: Fail, Detail: errdefs.Public(err),
-				Fix: "put a token of 16+ characters in a root-owned 0600 file named by dashboard.admin_token_file"})
+		// Read-only: with a configured token or a non-loopback address,
+		// LoadToken generates nothing.
+		if _, _, _, err := dashboard.LoadToken(secrets.AdminToken, cfg.Server.DataDir, c.ListenLoopback()); err != nil {
+			out = append(out, CheckResult{Name: "dashboard", Status: Fail, Detail: errdefs.Public(adminTokenError(err, secrets.AdminTokenFrom)),
+				Fix: "put a token of 16+ characters in a root-owned 0600 file named by secrets.admin_token_file"})
 		} else {
-			out = append(out, CheckResult{Name: "dashboard", Status: OK, Detail: fmt.Sprintf("%s with the admin token from the %s %s", c.Listen, src, path)})
+			out = append(out, CheckResult{Name: "dashboard", Status: OK, Detail: fmt.Sprintf("%s with the admin token from %s", c.Listen, secrets.AdminTokenFrom)})
 		}
 	}
 	if _, err := fs.Stat(dashboard.Assets(), "index.html"); err != nil {

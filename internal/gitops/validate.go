@@ -150,3 +150,13 @@ func checkPathspec(field, s string) error {
 	}
 	return nil
 }
+
+// CheckURL is the URL check of git_clone for other callers (workspace_prepare's
+// git_url): the same rules, with the error naming field instead of url.
+func CheckURL(field, u string) error {
+	err := checkURL(u)
+	if err == nil || field == "url" {
+		return err
+	}
+	return errdefs.With(errdefs.ClassOf(err), field+strings.TrimPrefix(errdefs.Public(err), "url"), err)
+}

@@ -42,6 +42,13 @@ func (t *tools) guard(next mcp.MethodHandler) mcp.MethodHandler {
 		if !ok || call.Params == nil {
 			return nil, errdefs.Invalidf("tools/call: malformed request")
 		}
+		tool := call.Params.Name
+		// Large structured input is bounded by its length before any
+		// of it is decoded (L-15); the refusal is still rate limited.
+		sizeErr := checkArgumentSize(tool, call.Params.Arguments)
+		if sizeErr != nil {
+			call.Params.Arguments = nil
+		}
 		// Only the fields the limit and the audit need; a call whose
 		// arguments do not decode is still limited, as the default class.
 		var args struct {
@@ -49,15 +56,18 @@ func (t *tools) guard(next mcp.MethodHandler) mcp.MethodHandler {
 			WorkspaceID string `json:"workspace_id"`
 		}
 		_ = json.Unmarshal(call.Params.Arguments, &args)
-		tool := call.Params.Name
-		if err := t.d.Limiter.Allow(t.caller.SessionID, tool, args.Action); err != nil {
+		err := t.d.Limiter.Allow(t.caller.SessionID, tool, args.Action)
+		if err == nil && sizeErr != nil {
+			err = sizeErr
+		}
+		if err != nil {
 			if tool == "" {
 				tool = "(no tool name)"
 			}
 			if t.d.Audit != nil {
 				t.d.Audit(ctx, AuditRecord{Caller: t.caller, Tool: tool, Target: args.WorkspaceID, Err: err})
 			}
-			t.d.Logger.Debug("tool call rate limited", "tool", tool, "err", err)
+			t.d.Logger.Debug("tool call refused by the guard", "tool", tool, "err", err)
 			return &mcp.CallToolResult{
 				IsError: true,
 				Content: []mcp.Content{&mcp.TextContent{Text: errdefs.Public(err)}},

@@ -98,8 +98,8 @@ func TestM21_EveryToolCallIsRateLimited(t *testing.T) {
 	lim := &refuseAll{}
 	act := &activity{}
 	audit := &auditLog{}
-	// The git tools are registered too; a call reaching them would panic.
-	cs := connect(t, Deps{Workspaces: ws, Git: struct{ Git }{}, Limiter: lim, Activity: act, Audit: audit.add})
+	// The git and swarm tools are registered too; a call reaching them would panic.
+	cs := connect(t, Deps{Workspaces: ws, Git: struct{ Git }{}, Swarm: struct{ Swarm }{}, Limiter: lim, Activity: act, Audit: audit.add})
 	ctx := context.Background()
 	list, err := cs.ListTools(ctx, nil)
 	if err != nil {

@@ -45,6 +45,8 @@ type Deps struct {
 	Exec       ExecLimits
 	// Git, when set, serves the git tools and workspace_merge.
 	Git Git
+	// Swarm, when set, serves workspace_prepare and swarm_run.
+	Swarm Swarm
 	// Limiter is the rate limit every tool call passes first; required.
 	Limiter Limiter
 	// Activity, when set, learns of every request of the session.
@@ -96,6 +98,7 @@ func NewServer(d Deps, caller workspace.Caller) *mcp.Server {
 				"before a reconnect): take them back with workspace_adopt." +
 				" Work with git repositories in a workspace with git_clone, git_status, git_diff, " +
 				"git_commit and git_push; bring several workspaces' commits together with workspace_merge." +
+				" Fan work out with workspace_prepare (a golden workspace and snapshot) and swarm_run (a task per forked worker)." +
 				" The vault tool is a markdown knowledge base on the host, shared by every session, that needs no workspace.",
 			SchemaCache:  d.SchemaCache,
 			Capabilities: &mcp.ServerCapabilities{},
@@ -167,5 +170,8 @@ func (t *tools) register(s *mcp.Server) {
 	t.registerVaultTools(s)
 	if t.d.Git != nil {
 		t.registerGitTools(s)
+	}
+	if t.d.Swarm != nil {
+		t.registerSwarmTools(s)
 	}
 }

@@ -30,7 +30,7 @@ func (c Class) String() string {
 // Default: a new tool is limited from the start.
 func ClassOf(tool, action string) Class {
 	switch tool {
-	case "workspace_create", "workspace_fork", "swarm_run":
+	case "workspace_create", "workspace_fork", "workspace_prepare", "swarm_run":
 		return Create
 	case "team":
 		if action == "create" {

@@ -63,6 +63,7 @@ func TestClassOf(t *testing.T) {
 		{"workspace_create", "", Create},
 		{"workspace_fork", "", Create},
 		{"swarm_run", "", Create},
+		{"workspace_prepare", "", Create},
 		{"team", "create", Create},
 		{"team", "status", Default},
 		{"exec", "", Exec},

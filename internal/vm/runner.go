@@ -388,11 +388,17 @@ func ProbeBoot(ctx context.Context, cfg Config, spec Spec) error {
 	return v.Kill()
 }
 
-// prepareDirs creates the run and log directories, 0700.
+// prepareDirs creates the run and log directories, 0700: the VM's sockets
+// (guest channel, QMP, console) are reachable by the daemon's user alone
+// (finding L-5). A directory left from before with a looser mode is
+// tightened.
 func prepareDirs(p paths) error {
 	for _, d := range []string{p.runDir, p.logDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("creating %s: %w", d, err)
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
+			return fmt.Errorf("restricting %s: %w", d, err)
 		}
 	}
 	return nil

@@ -44,7 +44,7 @@ func (m *Manager) Fork(ctx context.Context, c Caller, ref string, req ForkReques
 	// The source's lock keeps the snapshot (and its layer) in place until
 	// every fork's disk stands on it.
 	unlockSrc := m.lock(src.ID)
-	if src, err = m.store.GetWorkspace(ctx, src.ID); err != nil || src.Owner != c.SessionID {
+	if src, err = m.store.GetWorkspace(ctx, src.ID); err != nil || !c.mayAct(src) {
 		unlockSrc()
 		return nil, errNoWorkspace() // gone, or adopted by another session meanwhile
 	}

@@ -45,7 +45,7 @@ func (m *Manager) SnapshotCreate(ctx context.Context, c Caller, ref string, req 
 	if w, err = m.store.GetWorkspace(ctx, w.ID); err != nil {
 		return nil, err
 	}
-	if w.Owner != c.SessionID { // adopted by another session meanwhile
+	if !c.mayAct(w) { // adopted by another session meanwhile
 		return nil, errNoWorkspace()
 	}
 	var v *vm.VM
@@ -248,7 +248,7 @@ func (m *Manager) SnapshotDelete(ctx context.Context, c Caller, ref, name string
 	if w, err = m.store.GetWorkspace(ctx, w.ID); err != nil {
 		return err
 	}
-	if w.Owner != c.SessionID { // adopted by another session meanwhile
+	if !c.mayAct(w) { // adopted by another session meanwhile
 		return errNoWorkspace()
 	}
 	snap, err := m.store.GetSnapshot(ctx, w.ID, name)
@@ -293,7 +293,7 @@ func (m *Manager) SnapshotRestore(ctx context.Context, c Caller, ref, name strin
 	if w, err = m.store.GetWorkspace(ctx, w.ID); err != nil {
 		return nil, err
 	}
-	if w.Owner != c.SessionID { // adopted by another session meanwhile
+	if !c.mayAct(w) { // adopted by another session meanwhile
 		return nil, errNoWorkspace()
 	}
 	switch w.State {

@@ -15,12 +15,12 @@ import (
 // TestDashboardInBrowser runs web/e2e/dashboard.e2e.mjs: Debian's
 // headless Chromium, driven by playwright-core, uses the dashboard of a
 // real daemon with real VMs (log in, create a workspace, terminals, exec,
-// files, every screen, destroy, log out). Screenshots of each screen are
+// files, a snapshot, vault notes, every screen, destroy, log out). Screenshots of each screen are
 // saved in test-artifacts/dashboard/.
 func TestDashboardInBrowser(t *testing.T) {
 	testenv.Require(t, "root", "qemu", "image", "chromium", "web")
 	section, base := dashboardConfig(t)
-	startDaemon(t, section)
+	d := startDaemon(t, section)
 	waitDashboard(t, base)
 	root := testenv.RepoRoot()
 	artifacts := filepath.Join(root, "test-artifacts", "dashboard")
@@ -58,9 +58,17 @@ func TestDashboardInBrowser(t *testing.T) {
 			got = append(got, en.Action)
 		}
 	}
-	for _, want := range []string{"dashboard_login", "dashboard_logout", "workspace_create", "terminal", "exec", "file_write", "file_read", "workspace_destroy"} {
+	for _, want := range []string{"dashboard_login", "dashboard_logout", "workspace_create", "terminal", "exec", "file_write", "file_read", "snapshot", "vault", "workspace_destroy"} {
 		if !strings.Contains(strings.Join(got, " "), want) {
 			t.Errorf("the audit log has no successful dashboard %s (has %v)", want, got)
 		}
+	}
+	// The notes the browser wrote are in the vault on disk.
+	b, err := os.ReadFile(filepath.Join(d.dir, "data", "vault", "ideas.md"))
+	if err != nil || !strings.Contains(string(b), "edited-in-browser") {
+		t.Errorf("the edited note on disk: %q, %v", b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(d.dir, "data", "vault", "projects", "plan.md")); err != nil || !strings.Contains(string(b), "tags: [planning, browser]") {
+		t.Errorf("the new note on disk: %q, %v", b, err)
 	}
 }

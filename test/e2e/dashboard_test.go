@@ -13,12 +13,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/agentiso/agentiso/internal/config"
 	"github.com/agentiso/agentiso/internal/testenv"
 )
 
@@ -35,8 +37,8 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// dashboardConfig is a [dashboard] section on a free port with a token
-// file, and the dashboard's base URL.
+// dashboardConfig is a [dashboard] section on a free port and a
+// [secrets] section naming a token file, and the dashboard's base URL.
 func dashboardConfig(t *testing.T) (string, string) {
 	t.Helper()
 	tokenFile := filepath.Join(t.TempDir(), "admin-token")
@@ -44,7 +46,7 @@ func dashboardConfig(t *testing.T) (string, string) {
 		t.Fatal(err)
 	}
 	port := freePort(t)
-	return fmt.Sprintf("\n[dashboard]\nlisten = \"127.0.0.1:%d\"\nadmin_token_file = %q\n", port, tokenFile),
+	return fmt.Sprintf("\n[dashboard]\nlisten = \"127.0.0.1:%d\"\n\n[secrets]\nadmin_token_file = %q\n", port, tokenFile),
 		fmt.Sprintf("http://127.0.0.1:%d", port)
 }
 
@@ -75,13 +77,19 @@ func waitDashboard(t *testing.T, base string) {
 
 func loginDashboard(t *testing.T, base string) *dashClient {
 	t.Helper()
+	return loginDashboardWith(t, base, dashToken)
+}
+
+// loginDashboardWith logs in with token.
+func loginDashboardWith(t *testing.T, base, token string) *dashClient {
+	t.Helper()
 	waitDashboard(t, base)
 	jar, _ := cookiejar.New(nil)
 	c := &dashClient{t: t, base: base, http: &http.Client{Jar: jar, Timeout: 5 * time.Minute}}
 	var s struct {
 		CSRF string `json:"csrf_token"`
 	}
-	if st := c.do("POST", "login", map[string]string{"token": dashToken}, &s); st != 200 {
+	if st := c.do("POST", "login", map[string]string{"token": token}, &s); st != 200 {
 		t.Fatalf("login: %d", st)
 	}
 	c.csrf = s.CSRF
@@ -379,15 +387,69 @@ listen = "0.0.0.0:%d"
 	path := filepath.Join(dir, "config.toml")
 	os.WriteFile(path, []byte(cfg), 0o600)
 	cmd := exec.Command(bin, "daemon", "--config", path)
-	cmd.Env = append(os.Environ(), "AGENTISO_ADMIN_TOKEN=")
+	cmd.Env = withoutEnv(config.AdminTokenEnv)
 	out, err := cmd.CombinedOutput()
 	if err == nil {
 		t.Fatalf("the daemon started (and ended cleanly):\n%s", out)
 	}
-	if !strings.Contains(string(out), "dashboard.admin_token_file") || !strings.Contains(string(out), "non-loopback") {
+	if !strings.Contains(string(out), "secrets.admin_token_file") || !strings.Contains(string(out), "non-loopback") {
 		t.Errorf("the refusal does not say how to fix it:\n%s", out)
 	}
 	if _, err := os.Stat(filepath.Join(runDir, "agentiso.sock")); err == nil {
 		t.Error("the daemon's socket exists: it served before refusing")
+	}
+}
+
+// withoutEnv is this process's environment without the variable name.
+func withoutEnv(name string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, name+"=") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// The admin token has one way in, config.LoadSecrets, whether it comes
+// from $AGENTISO_ADMIN_TOKEN or secrets.admin_token_file (TestDashboardAPI
+// logs in with a file's): a daemon given it in its environment takes it
+// for the dashboard (on a non-loopback address, where nothing else would
+// do), a wrong token is refused, and QEMU, started after the daemon
+// cleared its environment, does not inherit it (L-11).
+func TestL11_AdminTokenFromTheEnvironment(t *testing.T) {
+	const token = "e2e-env-admin-token-5f0c9a7e21"
+	t.Setenv(config.AdminTokenEnv, token)
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	d := startDaemon(t, fmt.Sprintf("\n[dashboard]\nlisten = \"0.0.0.0:%d\"\n", port))
+
+	waitDashboard(t, base)
+	wrong := &dashClient{t: t, base: base, http: &http.Client{Timeout: time.Minute}}
+	if st := wrong.do("POST", "login", map[string]string{"token": dashToken}, nil); st != http.StatusForbidden {
+		t.Errorf("login with another token: %d, want 403", st)
+	}
+	c := loginDashboardWith(t, base, token)
+	if strings.Contains(d.log(), token) {
+		t.Error("the daemon log holds the admin token")
+	}
+	if !strings.Contains(d.log(), "$"+config.AdminTokenEnv) {
+		t.Errorf("the daemon log does not say where the token came from:\n%s", d.log())
+	}
+
+	var ws dashWorkspace
+	if st := c.do("POST", "workspaces", map[string]any{"name": "env-token", "memory_mb": 256}, &ws); st != 200 || ws.State != "running" {
+		t.Fatalf("create: %d %+v", st, ws)
+	}
+	pid := d.qemuOf(t, ws.ID)
+	env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(env), token) || strings.Contains(string(env), config.AdminTokenEnv) {
+		t.Error("QEMU's environment holds the admin token")
+	}
+	if st := c.do("DELETE", "workspaces/"+ws.ID, nil, nil); st != 200 {
+		t.Errorf("destroy: %d", st)
 	}
 }

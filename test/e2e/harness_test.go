@@ -27,6 +27,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(hideCgroupsEnv) != "" {
 		os.Exit(execWithoutCgroups(os.Args[1:]))
 	}
+	if os.Getenv(dialAsEnv) != "" {
+		os.Exit(dialAndExit(os.Args[1:]))
+	}
 	dir, err := os.MkdirTemp("", "agentiso-e2e-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -249,9 +252,25 @@ func (d *daemon) clientCmd(ctx context.Context) (*mcp.ClientSession, *exec.Cmd) 
 	return s, cmd
 }
 
+// clientWith is client with client options, e.g. a progress notification
+// handler.
+func (d *daemon) clientWith(ctx context.Context, opts *mcp.ClientOptions) *mcp.ClientSession {
+	d.t.Helper()
+	s, _, err := d.tryClientOpts(ctx, opts)
+	if err != nil {
+		d.t.Fatalf("connecting MCP client: %v", err)
+	}
+	return s
+}
+
 // tryClientCmd is clientCmd for a client that may be refused.
 func (d *daemon) tryClientCmd(ctx context.Context) (*mcp.ClientSession, *exec.Cmd, error) {
-	c := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil)
+	return d.tryClientOpts(ctx, nil)
+}
+
+// tryClientOpts is tryClientCmd with client options.
+func (d *daemon) tryClientOpts(ctx context.Context, opts *mcp.ClientOptions) (*mcp.ClientSession, *exec.Cmd, error) {
+	c := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, opts)
 	cmd := exec.Command(d.bin, "mcp", "--config", d.configPath)
 	cmd.Stderr = os.Stderr
 	s, err := c.Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)

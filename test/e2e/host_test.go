@@ -428,7 +428,7 @@ func TestH8_CgroupRequiredWithoutCgroupsFailsCleanly(t *testing.T) {
 		t.Errorf("workspace_list after the failed create = %+v", l)
 	}
 	assertNoFiles(t, filepath.Join(d.dir, "data"), ".qcow2", "")
-	assertNoFiles(t, d.runDir, ".sock", "agentiso.sock")
+	assertNoFiles(t, d.runDir, ".sock", "agentiso.sock", "api.sock")
 	assertNoFiles(t, d.runDir, ".pid", "")
 	for _, dir := range []string{filepath.Join(d.dir, "data", "workspaces"), filepath.Join(d.runDir, "vms")} {
 		if entries, _ := os.ReadDir(dir); len(entries) != 0 {

@@ -252,7 +252,7 @@ func assertNothingLeft(t *testing.T, d *daemon) {
 	if pids := d.qemuPIDs(); len(pids) != 0 {
 		t.Errorf("QEMU still running: %v", pids)
 	}
-	assertNoFiles(t, d.runDir, ".sock", "agentiso.sock")
+	assertNoFiles(t, d.runDir, ".sock", "agentiso.sock", "api.sock")
 	for _, suffix := range []string{".qcow2", ".mem", ".tmp"} {
 		assertNoFiles(t, filepath.Join(d.dir, "data"), suffix, "")
 	}

@@ -1,7 +1,8 @@
 // Drives the dashboard in Debian's headless Chromium (playwright-core,
 // never a downloaded browser) against a real daemon with real VMs: log in,
-// create a workspace, open terminals and run commands, stream an exec, look
-// at every screen, destroy the workspace, log out. A screenshot of each
+// create a workspace, open terminals and run commands, stream an exec, take
+// a snapshot, edit vault notes, look at every screen, destroy the
+// workspace, log out. A screenshot of each
 // screen goes to ARTIFACTS_DIR. Run by test/e2e's TestDashboardInBrowser.
 //
 // Env: DASHBOARD_URL, DASHBOARD_TOKEN, ARTIFACTS_DIR, CHROMIUM (default
@@ -157,10 +158,18 @@ try {
     await page.getByTestId("console-log").filter({ hasText: /\S/ }).waitFor();
     await shot("08-logs.png");
   });
-  await step("snapshots and network tabs say what is not there yet", async () => {
+  await step("take a snapshot", async () => {
     await page.getByRole("tab", { name: "snapshots" }).click();
-    await page.getByText("not available on this daemon yet").waitFor();
+    await page.getByText("No snapshots yet.").waitFor();
+    await page.getByLabel("snapshot name").fill("browser-snap");
+    await page.getByRole("button", { name: "Take snapshot" }).click();
+    await page.getByTestId("snapshot-status").filter({ hasText: "snapshot browser-snap taken" }).waitFor({ timeout: 120_000 });
+    const row = page.locator('tr[data-snapshot="browser-snap"]');
+    await row.waitFor();
+    if (!(await row.textContent()).includes("disk")) throw new Error(`snapshot row ${await row.textContent()}`);
     await shot("09-snapshots.png");
+  });
+  await step("network tab", async () => {
     await page.getByRole("tab", { name: "network" }).click();
     await page.getByText("Internet: off").waitFor();
   });
@@ -176,12 +185,36 @@ try {
     await page.locator("svg.spark").first().waitFor();
     await shot("11-host.png");
   });
-  await step("teams and vault screens", async () => {
+  await step("teams screen says it is not there yet", async () => {
     await page.getByRole("link", { name: "Teams" }).click();
     await page.getByText("not available on this daemon yet").waitFor();
     await shot("12-teams.png");
+  });
+  await step("edit vault notes: frontmatter, tags, links, backlinks, search", async () => {
     await page.getByRole("link", { name: "Vault" }).click();
-    await page.getByText("not available on this daemon yet").waitFor();
+    await page.getByRole("heading", { name: "Vault" }).waitFor();
+    const note = async (path, text) => {
+      await page.getByLabel("new note path").fill(path);
+      await page.getByRole("button", { name: "New" }).click();
+      await page.getByRole("heading", { name: path }).waitFor();
+      await page.getByLabel("note text").fill(text);
+      await page.getByRole("button", { name: "Save note" }).click();
+      await page.getByTestId("vault-status").filter({ hasText: /saved \d+ bytes/ }).waitFor();
+    };
+    await note("ideas.md", "# Ideas\n\nfirst idea\n");
+    await note("projects/plan.md", "---\ntags: [planning, browser]\nstatus: draft\n---\n# Plan\n\nBuild on [[ideas]].\n");
+    await page.getByTestId("vault-tags").filter({ hasText: "#planning" }).waitFor();
+    // The link leads to the other note, which shows the backlink.
+    await page.getByRole("link", { name: "ideas", exact: true }).click();
+    await page.getByRole("heading", { name: "ideas.md" }).waitFor();
+    await page.getByTestId("vault-backlinks").filter({ hasText: "projects/plan.md" }).waitFor();
+    // Edit it: the change is saved and found by search.
+    await page.getByLabel("note text").fill("# Ideas\n\nfirst idea\nedited-in-browser\n");
+    await page.getByRole("button", { name: "Save note" }).click();
+    await page.getByTestId("vault-status").filter({ hasText: "saved" }).waitFor();
+    await page.getByRole("textbox", { name: "search", exact: true }).fill("edited-in-browser");
+    await page.getByRole("button", { name: "Search", exact: true }).click();
+    await page.getByRole("list", { name: "search results" }).getByText("ideas.md").waitFor();
     await shot("13-vault.png");
   });
   await step("destroy with confirmation", async () => {

@@ -7,6 +7,7 @@ import { Audit } from "./components/Audit";
 import { Host } from "./components/Host";
 import { Login } from "./components/Login";
 import { Workspaces } from "./components/Workspaces";
+import { Vault } from "./components/Vault";
 import { Unavailable, WorkspaceDetail } from "./components/WorkspaceDetail";
 
 /** The current hash route, e.g. ["workspaces", "<id>"]. */
@@ -27,6 +28,7 @@ export function App() {
   const setFeatures = useStore((s) => s.setFeatures);
   const [checked, setChecked] = useState(false);
   const route = useRoute();
+  const features = useStore((s) => s.features);
 
   // A page load with a live cookie goes straight in.
   useEffect(() => {
@@ -87,7 +89,7 @@ export function App() {
         {page === "workspaces" && !route[1] && <Workspaces />}
         {page === "workspaces" && route[1] && <WorkspaceDetail id={route[1]} />}
         {page === "teams" && <Unavailable what="Teams, messages and the task board" />}
-        {page === "vault" && <Unavailable what="The vault" />}
+        {page === "vault" && (features?.vault ? <Vault path={route.slice(1).join("/") || undefined} /> : <Unavailable what="The vault" />)}
         {page === "audit" && <Audit />}
         {page === "host" && <Host />}
       </main>

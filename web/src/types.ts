@@ -76,3 +76,63 @@ export interface Session {
   csrf_token: string;
   expires_at: string;
 }
+
+export interface Snapshot {
+  snapshot_id: string;
+  name: string;
+  workspace_id: string;
+  has_memory: boolean;
+  created_at: string;
+  /** The parent snapshot's name; null for the first. */
+  parent: string | null;
+  disk_bytes: number;
+  memory_bytes: number;
+  forks: number;
+}
+
+export interface SnapshotList {
+  snapshots: Snapshot[];
+  count: number;
+}
+
+export interface RestoreResult {
+  workspace_id: string;
+  name: string;
+  state: string;
+  has_memory: boolean;
+  removed_snapshots: string[];
+  message: string;
+}
+
+export interface ForkResult {
+  source_workspace_id: string;
+  snapshot_name: string;
+  forks: Workspace[];
+  failures: { index: number; name: string; error: string }[];
+}
+
+export interface VaultEntry {
+  path: string;
+  is_dir: boolean;
+  size: number;
+  modified: string;
+}
+
+export interface VaultNote {
+  path: string;
+  content: string;
+  size: number;
+  modified: string;
+  frontmatter: Record<string, unknown> | null;
+  frontmatter_error?: string;
+  tags: string[];
+  links: { target: string; line: number; path?: string }[];
+  backlinks: { path: string; line: number; target: string }[];
+}
+
+export interface VaultHit {
+  path: string;
+  line_number: number;
+  line: string;
+  context: string;
+}

@@ -6,6 +6,7 @@ import { bytes, duration, since } from "../format";
 import { useStore } from "../store";
 import type { Workspace } from "../types";
 import { ConfirmButton } from "./Confirm";
+import { Snapshots } from "./Snapshots";
 import { Terminal } from "./Terminal";
 import { useNow } from "./useNow";
 
@@ -94,7 +95,8 @@ export function WorkspaceDetail({ id }: { id: string }) {
         {tab === "exec" && <Exec id={w.workspace_id} running={running} />}
         {tab === "files" && <Files id={w.workspace_id} running={running} />}
         {tab === "logs" && <Logs id={w.workspace_id} />}
-        {tab === "snapshots" && (features?.snapshots ? <p>Snapshots</p> : <Unavailable what="Snapshots and forks" />)}
+        {tab === "snapshots" &&
+          (features?.snapshots ? <Snapshots id={w.workspace_id} running={running} onChange={() => info.refetch()} /> : <Unavailable what="Snapshots and forks" />)}
         {tab === "network" &&
           (features?.network ? (
             <p>Network</p>
