@@ -238,11 +238,13 @@ func (d *daemon) logTail() string {
 }
 
 // vmReadyLine matches the runner's "vm ready" log line.
-var vmReadyLine = regexp.MustCompile(`msg="vm ready".*\bvm=(\S+).*\bboot=(\S+) kernel_to_init=(\S+)(?: init_to_ready=(\S+))?(?: resumed=(\S+))?`)
+var vmReadyLine = regexp.MustCompile(`msg="vm ready".*\bvm=(\S+).*\bboot=(\S+) kernel_to_init=(\S+)(?: init_to_ready=(\S+))?(?: resumed=(\S+))?(?: guest_uptime=(\S+))?`)
 
 // bootLog is what the daemon logged of one VM's boot.
 type bootLog struct {
 	Ready, KernelToInit, InitToReady, Resumed time.Duration
+	// Uptime is the guest's clock when it answered the first ping.
+	Uptime time.Duration
 }
 
 // boots reads every "vm ready" line of the daemon's log, by VM ID (the
@@ -269,6 +271,9 @@ func (d *daemon) boots() map[string]bootLog {
 		}
 		if m[5] != "" {
 			b.Resumed, _ = time.ParseDuration(m[5])
+		}
+		if m[6] != "" {
+			b.Uptime, _ = time.ParseDuration(m[6])
 		}
 		out[m[1]] = b
 	}

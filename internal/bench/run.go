@@ -63,7 +63,8 @@ func (o Options) plan() plan {
 const (
 	FigColdBoot      = "cold boot, QEMU start to guest-ready"
 	FigResumed       = "QEMU start to guest CPUs running (same boots)"
-	FigBeforeKernel  = "guest CPUs running to kernel start, plus ready to seen (same boots)"
+	FigBeforeKernel  = "guest CPUs running to kernel start (same boots)"
+	FigReadyToPong   = "guest-ready to the first ping answered (same boots)"
 	FigKernelToInit  = "kernel start to PID 1 (same boots)"
 	FigKernelToReady = "kernel start to guest-ready (same boots)"
 	FigInitToReady   = "PID 1 to guest-ready (same boots)"
@@ -250,7 +251,7 @@ func (r *run) coldBoots(ctx context.Context) error {
 	}
 	r.ws = created[0]
 	logged := r.d.boots()
-	var ready, resumed, before, k2i, k2r, i2r []float64
+	var ready, resumed, before, pong, k2i, k2r, i2r []float64
 	for _, id := range created {
 		b, ok := logged[id]
 		if !ok {
@@ -258,7 +259,8 @@ func (r *run) coldBoots(ctx context.Context) error {
 		}
 		ready = append(ready, ms(b.Ready))
 		resumed = append(resumed, ms(b.Resumed))
-		before = append(before, ms(b.Ready-b.Resumed-b.KernelToInit-b.InitToReady))
+		before = append(before, ms(b.Ready-b.Resumed-b.Uptime))
+		pong = append(pong, ms(b.Uptime-b.KernelToInit-b.InitToReady))
 		k2i = append(k2i, ms(b.KernelToInit))
 		k2r = append(k2r, ms(b.KernelToInit+b.InitToReady))
 		i2r = append(i2r, ms(b.InitToReady))
@@ -272,6 +274,7 @@ func (r *run) coldBoots(ctx context.Context) error {
 	r.add(newFigure(FigKernelToReady, "ms", k2r).withFloor(floor).
 		withTarget("<= floor + 100 ms", func(f Figure) bool { return f.Median <= floor.Median+100 }))
 	r.add(newFigure(FigInitToReady, "ms", i2r).withTarget("<= 100 ms", func(f Figure) bool { return f.Median <= 100 }))
+	r.add(newFigure(FigReadyToPong, "ms", pong))
 	cold := newFigure(FigCreateCold, "ms", wall).withFloor(boot)
 	r.add(cold)
 	r.add(unavailable(FigCreatePool, "ms", "the warm pool is not on main yet; nothing to measure").
