@@ -25,25 +25,45 @@ type DialFunc func(ctx context.Context, socketPath string) (Channel, error)
 // channelRetry is the pause between attempts to reach the guest.
 const channelRetry = 50 * time.Millisecond
 
+// resumedPingWait bounds one Ping to a guest that was already running (a
+// re-attach, or a resumed memory state): its agent answers in milliseconds,
+// unless the session the Ping started was lost. A guest resumed after the
+// previous host vanished while it was paused handles the port's close and
+// reopen events and the new host's bytes in no fixed order; it can take the
+// new hello and then end that session on the late close, and then waits for
+// a hello that never comes (seen once in a crash test under load). A new
+// session (a new dial, a new hello) after this wait is what it needs.
+const resumedPingWait = 10 * time.Second
+
 // connectChannel dials the channel and pings until the guest answers or ctx
 // ends. A session that dies before the answer (the agent restarted, or a
-// previous daemon's session was still being torn down in the guest) is
-// replaced by a new one.
-func connectChannel(ctx context.Context, dial DialFunc, path string) (Channel, *protocol.Pong, error) {
+// previous daemon's session was still being torn down in the guest), or,
+// when attemptWait is set, does not answer within it, is replaced by a new
+// one.
+func connectChannel(ctx context.Context, dial DialFunc, path string, attemptWait time.Duration) (Channel, *protocol.Pong, error) {
 	var lastErr error
 	for {
 		ch, err := dial(ctx, path)
 		if err == nil {
+			pctx, cancel := ctx, context.CancelFunc(func() {})
+			if attemptWait > 0 {
+				pctx, cancel = context.WithTimeout(ctx, attemptWait)
+			}
 			// Closing the session is the one sure way to end a Ping
 			// that waits on a guest that will never answer.
-			stop := context.AfterFunc(ctx, func() { ch.Close() })
-			pong, perr := ch.Ping(ctx)
-			if stop() && perr == nil {
+			stop := context.AfterFunc(pctx, func() { ch.Close() })
+			pong, perr := ch.Ping(pctx)
+			ok := stop() && perr == nil
+			cancel()
+			if ok {
 				return ch, pong, nil
 			}
 			ch.Close()
 			err = perr
-			if err == nil {
+			if err == nil || pctx.Err() != nil && ctx.Err() == nil {
+				err = fmt.Errorf("no answer within %v; starting a new session", attemptWait)
+			}
+			if ctx.Err() != nil {
 				err = context.Cause(ctx)
 			}
 		}

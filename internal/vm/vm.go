@@ -327,7 +327,11 @@ func (v *VM) connect(ctx context.Context, fresh bool) error {
 		}
 	}
 
-	ch, pong, err := connectChannel(ctx, v.cfg.Dial, v.paths.channel)
+	var wait time.Duration
+	if !fresh || v.spec.Incoming != "" {
+		wait = resumedPingWait // the guest's agent is already up
+	}
+	ch, pong, err := connectChannel(ctx, v.cfg.Dial, v.paths.channel, wait)
 	if err != nil {
 		return err
 	}
