@@ -28,6 +28,7 @@ type daemon struct {
 	dir        string // everything but the run dir
 	runDir     string // kept short: per-VM sockets live under it
 	configPath string
+	baseConfig string // the config without its [pool] section
 	socket     string
 	logPath    string
 	cmd        *exec.Cmd
@@ -74,11 +75,46 @@ global_default_per_min = 100000
 create_per_min = 100000
 global_create_per_min = 100000
 `, filepath.Join(dir, "data"), runDir, d.socket, d.transferDir(), imageDir)
-	if err := os.WriteFile(d.configPath, []byte(cfg), 0o600); err != nil {
+	d.baseConfig = cfg
+	if err := d.configure(coldPool); err != nil {
 		d.remove()
 		return nil, err
 	}
 	return d, nil
+}
+
+// coldPool makes every create a cold boot: no warm pool, no memory
+// template. warmPool keeps one default-size VM ready and restores the
+// memory template for other default-size creates.
+const (
+	coldPool = "\n[pool]\nenabled = false\ntemplate = false\n"
+	warmPool = "\n[pool]\nenabled = true\nsize = 1\nmax_memory_mb = 8192\ntemplate = true\n"
+)
+
+// configure rewrites the config with the pool section; it takes effect
+// at the next start.
+func (d *daemon) configure(pool string) error {
+	return os.WriteFile(d.configPath, []byte(d.baseConfig+pool), 0o600)
+}
+
+// waitLog waits until the daemon's log holds msg more than n times and
+// returns the count.
+func (d *daemon) waitLog(ctx context.Context, msg string, n int, within time.Duration) (int, error) {
+	deadline := time.Now().Add(within)
+	for {
+		b, _ := os.ReadFile(d.logPath)
+		if c := strings.Count(string(b), `msg="`+msg+`"`); c > n {
+			return c, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("the daemon did not log %q within %v", msg, within)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func (d *daemon) transferDir() string { return filepath.Join(d.dir, "transfer") }
@@ -226,6 +262,12 @@ func removeCgroupDirs(dirs []string) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+}
+
+// logCount counts s in the daemon's whole log.
+func (d *daemon) logCount(s string) int {
+	b, _ := os.ReadFile(d.logPath)
+	return strings.Count(string(b), s)
 }
 
 // logTail is the end of the daemon's log, for errors.

@@ -262,3 +262,69 @@ func meminfoKB(text, key string) float64 {
 	}
 	return 0
 }
+
+// warmCreates restarts the daemon with a warm pool of one VM and the memory
+// template on, waits until both are ready, then times, in turn, a create
+// that claims the pool VM (and waits for the pool to refill) and a
+// default-size create that restores the template. Cold creates are the
+// floor of both.
+func (r *run) warmCreates(ctx context.Context) error {
+	if err := r.d.stop(); err != nil {
+		return err
+	}
+	r.s.Close()
+	r.s = nil
+	if err := r.d.configure(warmPool); err != nil {
+		return err
+	}
+	ready, _ := r.d.waitLog(ctx, "pool VM ready", -1, 0)
+	built, _ := r.d.waitLog(ctx, "memory template built", -1, 0)
+	if err := r.d.start(ctx); err != nil {
+		return err
+	}
+	if err := r.connect(ctx); err != nil {
+		return err
+	}
+	var err error
+	if _, err = r.d.waitLog(ctx, "memory template built", built, 5*time.Minute); err != nil {
+		return err
+	}
+	if ready, err = r.d.waitLog(ctx, "pool VM ready", ready, 5*time.Minute); err != nil {
+		return err
+	}
+	restored := r.d.logCount("from_template=true")
+	var pool, tmpl []float64
+	for i := range r.plan.boots {
+		w, took, err := r.createArgs(ctx, map[string]any{"name": fmt.Sprintf("pool-%d", i), "from_pool": true})
+		if err != nil {
+			return err
+		}
+		if !w.FromPool {
+			return fmt.Errorf("the pool was full and idle, yet pool-%d did not come from it", i)
+		}
+		pool = append(pool, ms(took))
+		if err := r.destroy(ctx, w.ID); err != nil {
+			return err
+		}
+		if ready, err = r.d.waitLog(ctx, "pool VM ready", ready, 5*time.Minute); err != nil {
+			return err
+		}
+		w, took, err = r.createArgs(ctx, map[string]any{"name": fmt.Sprintf("template-%d", i)})
+		if err != nil {
+			return err
+		}
+		tmpl = append(tmpl, ms(took))
+		if err := r.destroy(ctx, w.ID); err != nil {
+			return err
+		}
+	}
+	cold, _ := r.find(FigCreateCold)
+	r.add(newFigure(FigCreatePool, "ms", pool).withFloor(cold).
+		withTarget("<= 0.1x cold create", func(f Figure) bool { return *f.Ratio <= 0.1 }))
+	t := newFigure(FigCreateTemplate, "ms", tmpl).withFloor(cold)
+	if n := r.d.logCount("from_template=true") - restored; n != len(tmpl) {
+		return fmt.Errorf("%d of %d default-size creates restored the memory template", n, len(tmpl))
+	}
+	r.add(t)
+	return nil
+}
