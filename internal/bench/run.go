@@ -183,8 +183,8 @@ func (r *run) all(ctx context.Context) error {
 		{"exec and files, MCP and raw channel", r.exchange},
 		{"snapshots, forks, restores", r.snapshots},
 		{"memory of idle VMs", r.idleMemory},
-		{"workspace_list", r.list},
 		{"warm pool and memory template", r.warmCreates},
+		{"workspace_list", r.list},
 	}
 	for _, st := range steps {
 		r.log.Info("bench: measuring", "step", st.name)
