@@ -37,7 +37,8 @@ type daemon struct {
 
 // newDaemon writes the config of a private daemon under a new temporary
 // directory. The bench lifts the rate limits (it makes hundreds of calls a
-// minute) and the transfer size (it moves 64 MiB files).
+// minute) and the transfer size (it moves 64 MiB files), and serves no
+// dashboard, whose TCP port the installed daemon may hold.
 func newDaemon(bin, imageDir string) (*daemon, error) {
 	dir, err := os.MkdirTemp("", "agentiso-bench")
 	if err != nil {
@@ -66,6 +67,9 @@ stop_timeout_secs = 10
 
 [files]
 max_transfer_bytes = 134217728
+
+[dashboard]
+enabled = false
 
 [limits]
 exec_per_min = 100000
