@@ -3,6 +3,7 @@ package vm
 import (
 	"context"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/agentiso/agentiso/internal/protocol"
@@ -71,6 +72,41 @@ func connectChannel(ctx context.Context, dial DialFunc, path string, attemptWait
 		select {
 		case <-ctx.Done():
 			return nil, nil, fmt.Errorf("waiting for the guest to answer: %w (last error: %v)", context.Cause(ctx), lastErr)
+		case <-time.After(channelRetry):
+		}
+	}
+}
+
+// resetChannelPort connects to the channel socket and hangs up at once, so
+// that QEMU sees the channel's connection end while the VM runs. Attach
+// does it before connecting its own session. A refused connection (QEMU's
+// queue of waiting connections is short) is tried again until ctx ends.
+//
+// While a VM is paused, QEMU's virtio-serial device is detached from its
+// chardev and takes no notice of connections coming or going. A daemon
+// whose connection ends during a pause (a daemon restarted while a
+// snapshot paused the VM, or a channel that broke then) leaves the port
+// marked connected with nothing behind it. The first thing the resumed
+// guest writes then goes to a chardev without a connection: QEMU throttles
+// the port until the connection has room again, and as there is none to
+// wait on, the throttle never lifts. The guest still reads what a new host
+// sends, but nothing it writes leaves the VM again. A hang-up QEMU sees
+// while the VM runs resets its side of the port (throttle lifted, the old
+// session's queued bytes dropped, the guest told that the host has gone),
+// and the connection that follows opens the port afresh. QEMU serves one
+// connection at a time, in the order they were made, so the hang-up is
+// handled before the next connection is opened. On a port that was sound
+// it costs the guest one disconnect, ending a session whose host is gone.
+func resetChannelPort(ctx context.Context, path string) error {
+	var d net.Dialer
+	for {
+		conn, err := d.DialContext(ctx, "unix", path)
+		if err == nil {
+			return conn.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("resetting the guest channel: %w (last error: %v)", context.Cause(ctx), err)
 		case <-time.After(channelRetry):
 		}
 	}
