@@ -130,6 +130,7 @@ func createCmd(f *cliFlags) *cobra.Command {
 	c.Flags().IntVar(&req.DiskGB, "disk", 0, "disk in GiB (default: from the config)")
 	c.Flags().StringVar(&req.BaseImage, "image", "", "base image (default: the configured one)")
 	c.Flags().BoolVar(&internet, "internet", false, "allow internet access")
+	c.Flags().BoolVar(&req.FromPool, "from-pool", false, "claim a pre-booted VM from the warm pool when one of this size is ready")
 	return c
 }
 

@@ -87,6 +87,7 @@ func newRoot() *cobra.Command {
 		installCmd(&cfgPath),
 		uninstallCmd(&cfgPath),
 		networkCmd(&cfgPath),
+		benchCmd(&cfgPath),
 	)
 	root.AddCommand(humanCmds(&cfgPath)...)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {

@@ -68,6 +68,7 @@ type CreateRequest struct {
 	MemoryMB      int    `json:"memory_mb,omitempty"`
 	DiskGB        int    `json:"disk_gb,omitempty"`
 	AllowInternet *bool  `json:"allow_internet,omitempty"`
+	FromPool      bool   `json:"from_pool,omitempty"`
 }
 
 func (a *API) createWorkspace(_ http.ResponseWriter, r *http.Request) (any, error) {
@@ -77,7 +78,7 @@ func (a *API) createWorkspace(_ http.ResponseWriter, r *http.Request) (any, erro
 	}
 	return a.o.Workspaces.Create(r.Context(), caller(r), workspace.CreateRequest{
 		Name: in.Name, BaseImage: in.BaseImage, VCPUs: in.VCPUs, MemoryMB: in.MemoryMB,
-		DiskGB: in.DiskGB, AllowInternet: in.AllowInternet,
+		DiskGB: in.DiskGB, AllowInternet: in.AllowInternet, FromPool: in.FromPool,
 	})
 }
 

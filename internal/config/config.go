@@ -141,6 +141,10 @@ type Pool struct {
 	Size int `toml:"size" comment:"VMs kept booted and ready."`
 	// MaxMemoryMB bounds the guest memory the ready VMs hold together.
 	MaxMemoryMB int `toml:"max_memory_mb" comment:"Guest memory, in MiB, all ready VMs may hold together."`
+	// Template makes the daemon save the memory of a freshly booted VM of
+	// the default size once per image, guest and QEMU, and create
+	// workspaces of that size by restoring it instead of booting a kernel.
+	Template bool `toml:"template" comment:"Create default-size workspaces (and pool VMs) by restoring a saved, freshly booted VM instead of booting: about 10x faster without KVM. Independent of enabled."`
 }
 
 // Secrets says where each secret comes from: a file of its own (mode
@@ -232,6 +236,7 @@ func Default() Config {
 			Enabled:     false,
 			Size:        2,
 			MaxMemoryMB: 2048,
+			Template:    true,
 		},
 		Secrets: Secrets{
 			AdminTokenFile: "",

@@ -157,6 +157,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		Transfer: workspace.TransferLimits{Dir: cfg.Server.TransferDir, MaxBytes: cfg.Files.MaxTransferBytes},
 		Network:  netOpts,
 		Logger:   log,
+		PauseAt:  os.Getenv(workspace.PauseAtEnv),
+		Template: workspace.TemplateOptions{
+			Enabled: cfg.Pool.Template, Dir: cfg.TemplatesDir(),
+			Salt: fmt.Sprintf("%s\x00%s", d.accel, cfg.VM.QEMUBinary),
+		},
+		Pool: workspace.PoolOptions{Enabled: cfg.Pool.Enabled, Size: cfg.Pool.Size, MaxMemoryMB: cfg.Pool.MaxMemoryMB},
 	})
 	if err != nil {
 		return nil, err
@@ -214,6 +220,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 			return nil, err
 		}
 	}
+	d.manager.StartBackground()
 	return d, nil
 }
 

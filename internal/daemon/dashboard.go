@@ -71,7 +71,7 @@ func (d *Daemon) newAPI(streams *api.StreamLimiter, edge string) (*api.API, erro
 		Streams:          streams,
 		Limiter:          d.limiter,
 		Activity:         d.activity,
-		Features:         api.Features{Workspaces: true, Terminal: true, Snapshots: true, Vault: d.vault != nil},
+		Features:         api.Features{Workspaces: true, Terminal: true, Snapshots: true, Vault: d.vault != nil, Pool: d.cfg.Pool.Enabled},
 		Logger:           d.log.With("edge", edge),
 	})
 }
@@ -126,6 +126,10 @@ func (d *Daemon) hostStats(ctx context.Context) (*api.HostStats, error) {
 		if f := strings.Fields(string(la)); len(f) > 0 {
 			hs.Load1, _ = strconv.ParseFloat(f[0], 64)
 		}
+	}
+	if d.cfg.Pool.Enabled {
+		ready, target := d.manager.PoolStatus()
+		hs.Pool = &api.PoolStats{Ready: ready, Target: target}
 	}
 	return hs, nil
 }

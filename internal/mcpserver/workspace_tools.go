@@ -16,6 +16,7 @@ type workspaceCreateIn struct {
 	MemoryMB      int    `json:"memory_mb,omitempty" jsonschema:"memory in MiB (default from the server configuration)"`
 	DiskGB        int    `json:"disk_gb,omitempty" jsonschema:"disk size in GiB (default from the server configuration)"`
 	AllowInternet *bool  `json:"allow_internet,omitempty" jsonschema:"allow outbound internet access (default: off)"`
+	FromPool      bool   `json:"from_pool,omitempty" jsonschema:"claim a pre-booted VM from the warm pool when one of the requested size is ready (default: false; boots one otherwise)"`
 }
 
 type workspaceRefIn struct {
@@ -58,7 +59,7 @@ func (t *tools) registerWorkspaceTools(s *mcp.Server) {
 		func(ctx context.Context, _ *mcp.CallToolRequest, in workspaceCreateIn) (*workspace.Info, error) {
 			return t.d.Workspaces.Create(ctx, t.caller, workspace.CreateRequest{
 				Name: in.Name, BaseImage: in.BaseImage, VCPUs: in.VCPUs, MemoryMB: in.MemoryMB,
-				DiskGB: in.DiskGB, AllowInternet: in.AllowInternet,
+				DiskGB: in.DiskGB, AllowInternet: in.AllowInternet, FromPool: in.FromPool,
 			})
 		})
 

@@ -688,6 +688,9 @@ func (q *Qcow2) writeTop(id, layer string) error {
 	return nil
 }
 
+// Disks lists the IDs of the disks in the store.
+func (q *Qcow2) Disks(ctx context.Context) ([]string, error) { return q.diskIDs() }
+
 // diskIDs lists the workspaces that have a disk directory.
 func (q *Qcow2) diskIDs() ([]string, error) {
 	entries, err := os.ReadDir(q.disksDir())

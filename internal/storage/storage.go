@@ -21,6 +21,10 @@ type Backend interface {
 	// opens. An existing disk for id is a conflict; a missing base is
 	// unavailable. A failed Create leaves nothing behind.
 	Create(ctx context.Context, id, base string, virtualSize int64) (string, error)
+	// Disks lists the IDs of every disk in the store, so that start-up can
+	// find disks no record owns (a crash between creating a disk and
+	// recording it, a warm-pool VM's disk).
+	Disks(ctx context.Context) ([]string, error)
 	// Path returns the path of the top layer of id's disk, or a NotFound
 	// error.
 	Path(id string) (string, error)

@@ -3,6 +3,7 @@ package vm
 import (
 	"context"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/agentiso/agentiso/internal/protocol"
@@ -25,25 +26,45 @@ type DialFunc func(ctx context.Context, socketPath string) (Channel, error)
 // channelRetry is the pause between attempts to reach the guest.
 const channelRetry = 50 * time.Millisecond
 
+// resumedPingWait bounds one Ping to a guest that was already running (a
+// re-attach, or a resumed memory state): its agent answers in milliseconds,
+// unless the session the Ping started was lost. A guest resumed after the
+// previous host vanished while it was paused handles the port's close and
+// reopen events and the new host's bytes in no fixed order; it can take the
+// new hello and then end that session on the late close, and then waits for
+// a hello that never comes (seen once in a crash test under load). A new
+// session (a new dial, a new hello) after this wait is what it needs.
+const resumedPingWait = 10 * time.Second
+
 // connectChannel dials the channel and pings until the guest answers or ctx
 // ends. A session that dies before the answer (the agent restarted, or a
-// previous daemon's session was still being torn down in the guest) is
-// replaced by a new one.
-func connectChannel(ctx context.Context, dial DialFunc, path string) (Channel, *protocol.Pong, error) {
+// previous daemon's session was still being torn down in the guest), or,
+// when attemptWait is set, does not answer within it, is replaced by a new
+// one.
+func connectChannel(ctx context.Context, dial DialFunc, path string, attemptWait time.Duration) (Channel, *protocol.Pong, error) {
 	var lastErr error
 	for {
 		ch, err := dial(ctx, path)
 		if err == nil {
+			pctx, cancel := ctx, context.CancelFunc(func() {})
+			if attemptWait > 0 {
+				pctx, cancel = context.WithTimeout(ctx, attemptWait)
+			}
 			// Closing the session is the one sure way to end a Ping
 			// that waits on a guest that will never answer.
-			stop := context.AfterFunc(ctx, func() { ch.Close() })
-			pong, perr := ch.Ping(ctx)
-			if stop() && perr == nil {
+			stop := context.AfterFunc(pctx, func() { ch.Close() })
+			pong, perr := ch.Ping(pctx)
+			ok := stop() && perr == nil
+			cancel()
+			if ok {
 				return ch, pong, nil
 			}
 			ch.Close()
 			err = perr
-			if err == nil {
+			if err == nil || pctx.Err() != nil && ctx.Err() == nil {
+				err = fmt.Errorf("no answer within %v; starting a new session", attemptWait)
+			}
+			if ctx.Err() != nil {
 				err = context.Cause(ctx)
 			}
 		}
@@ -51,6 +72,41 @@ func connectChannel(ctx context.Context, dial DialFunc, path string) (Channel, *
 		select {
 		case <-ctx.Done():
 			return nil, nil, fmt.Errorf("waiting for the guest to answer: %w (last error: %v)", context.Cause(ctx), lastErr)
+		case <-time.After(channelRetry):
+		}
+	}
+}
+
+// resetChannelPort connects to the channel socket and hangs up at once, so
+// that QEMU sees the channel's connection end while the VM runs. Attach
+// does it before connecting its own session. A refused connection (QEMU's
+// queue of waiting connections is short) is tried again until ctx ends.
+//
+// While a VM is paused, QEMU's virtio-serial device is detached from its
+// chardev and takes no notice of connections coming or going. A daemon
+// whose connection ends during a pause (a daemon restarted while a
+// snapshot paused the VM, or a channel that broke then) leaves the port
+// marked connected with nothing behind it. The first thing the resumed
+// guest writes then goes to a chardev without a connection: QEMU throttles
+// the port until the connection has room again, and as there is none to
+// wait on, the throttle never lifts. The guest still reads what a new host
+// sends, but nothing it writes leaves the VM again. A hang-up QEMU sees
+// while the VM runs resets its side of the port (throttle lifted, the old
+// session's queued bytes dropped, the guest told that the host has gone),
+// and the connection that follows opens the port afresh. QEMU serves one
+// connection at a time, in the order they were made, so the hang-up is
+// handled before the next connection is opened. On a port that was sound
+// it costs the guest one disconnect, ending a session whose host is gone.
+func resetChannelPort(ctx context.Context, path string) error {
+	var d net.Dialer
+	for {
+		conn, err := d.DialContext(ctx, "unix", path)
+		if err == nil {
+			return conn.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("resetting the guest channel: %w (last error: %v)", context.Cause(ctx), err)
 		case <-time.After(channelRetry):
 		}
 	}

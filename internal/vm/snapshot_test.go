@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/agentiso/agentiso/internal/channel"
 	"github.com/agentiso/agentiso/internal/image"
+	"github.com/agentiso/agentiso/internal/protocol"
 	"github.com/agentiso/agentiso/internal/storage"
 	"github.com/agentiso/agentiso/internal/testenv"
 )
@@ -146,6 +149,97 @@ func TestAttachResumesAPausedVM(t *testing.T) {
 	}
 	if got := mustExec(t, ctx, v2, "echo alive"); got != "alive" {
 		t.Fatalf("exec after re-attach = %q", got)
+	}
+}
+
+// TestAttachResumesAPausedVMMidOutput is TestAttachResumesAPausedVM with
+// the guest writing to the channel when the VM is paused, and a daemon slow
+// to connect the channel after resuming it: the guest writes while no
+// connection is there. QEMU took no notice of the old connection ending
+// while the VM was paused, so without the reset of the port (see
+// resetChannelPort) that write throttles the port for good.
+func TestAttachResumesAPausedVMMidOutput(t *testing.T) {
+	spec := testSpec(t, "paused2")
+	r := newTestRunner(t, nil)
+	v := startTestVM(t, r, spec)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	startWriter(t, ctx, v)
+	if err := v.Pause(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v.Detach()
+	slow := newTestRunner(t, func(c *Config) {
+		c.Dial = func(ctx context.Context, path string) (Channel, error) {
+			time.Sleep(time.Second)
+			return testDial(ctx, path)
+		}
+	})
+	v2, err := slow.Attach(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v2.Kill() })
+	if got := mustExec(t, ctx, v2, "echo alive"); got != "alive" {
+		t.Fatalf("exec after re-attach = %q", got)
+	}
+}
+
+// TestAttachAfterChannelLostWhilePaused: a channel connection that ends
+// while the VM is paused leaves QEMU's port state stale (it saw no
+// disconnect) and, once the guest writes, throttled for good. Attaching to
+// the running VM later must still reach the guest.
+func TestAttachAfterChannelLostWhilePaused(t *testing.T) {
+	spec := testSpec(t, "lostpaused")
+	r := newTestRunner(t, nil)
+	v := startTestVM(t, r, spec)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	startWriter(t, ctx, v)
+	if err := v.Pause(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v.Channel().Close()
+	if err := v.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Let the guest write into the port that lost its connection.
+	time.Sleep(time.Second)
+	v.Detach()
+	v2, err := r.Attach(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v2.Kill() })
+	if got := mustExec(t, ctx, v2, "echo alive"); got != "alive" {
+		t.Fatalf("exec after re-attach = %q", got)
+	}
+}
+
+// startWriter starts a command in v's guest that writes output as fast as
+// it can, and returns once the output flows: from then on the guest keeps
+// writing to the channel until the command is killed.
+func startWriter(t *testing.T, ctx context.Context, v *VM) {
+	t.Helper()
+	c, ok := v.Channel().(*channel.Client)
+	if !ok {
+		t.Fatal("not a channel.Client")
+	}
+	h, err := c.StartExec(ctx, protocol.Exec{Argv: []string{"/bin/sh", "-c", "yes tick"}, MaxOutputBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flowing := make(chan struct{})
+	var once sync.Once
+	go func() {
+		defer h.Close()
+		// It ends with an error when the channel goes.
+		h.Wait(func(protocol.Stream, string) { once.Do(func() { close(flowing) }) })
+	}()
+	select {
+	case <-flowing:
+	case <-ctx.Done():
+		t.Fatal("the writer wrote nothing")
 	}
 }
 

@@ -43,6 +43,10 @@ type BootInfo struct {
 	// LoadState is the time spent loading a saved memory state (a VM
 	// started with Spec.Incoming); zero for a boot.
 	LoadState time.Duration
+	// Resumed is QEMU start to the guest's CPUs running (QMP answering,
+	// the console connected, AfterStart done, "cont" answered); zero for
+	// an attached VM.
+	Resumed time.Duration
 }
 
 // VM is a running QEMU and the connections to it.
@@ -244,7 +248,8 @@ func (v *VM) untilExit(ctx context.Context, deadline time.Time) (context.Context
 
 // connect attaches QMP, the console and the channel. A fresh VM (paused by
 // -S) is let run once the console is connected, so no output is lost; an
-// attached VM is let run only if a daemon died before doing so.
+// attached VM is let run only if a daemon died before doing so, and its
+// channel port is reset once it runs (see resetChannelPort).
 func (v *VM) connect(ctx context.Context, fresh bool) error {
 	q, err := qemu.DialQMP(ctx, v.paths.qmp, v.log)
 	if err != nil {
@@ -318,9 +323,25 @@ func (v *VM) connect(ctx context.Context, fresh bool) error {
 		if err := q.Execute(ctx, "cont", nil, nil); err != nil {
 			return fmt.Errorf("starting the guest: %w", err)
 		}
+		if fresh {
+			v.boot.Resumed = time.Since(v.started)
+		}
+	}
+	if !fresh {
+		// The VM runs now (cont has returned, or it was running), so
+		// QEMU sees this hang-up whatever happened to the port while
+		// the VM was paused. (A VM in a state that does not run, e.g.
+		// crashed, does not answer the Ping below either.)
+		if err := resetChannelPort(ctx, v.paths.channel); err != nil {
+			return err
+		}
 	}
 
-	ch, pong, err := connectChannel(ctx, v.cfg.Dial, v.paths.channel)
+	var wait time.Duration
+	if !fresh || v.spec.Incoming != "" {
+		wait = resumedPingWait // the guest's agent is already up
+	}
+	ch, pong, err := connectChannel(ctx, v.cfg.Dial, v.paths.channel, wait)
 	if err != nil {
 		return err
 	}

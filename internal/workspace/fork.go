@@ -102,6 +102,7 @@ func (m *Manager) Fork(ctx context.Context, c Caller, ref string, req ForkReques
 		}
 		ready[i] = true
 	}
+	m.pausePoint(ctx, "fork.disks")
 	unlockSrc()
 
 	// Boots are CPU-bound (under TCG especially): as many at once as
@@ -232,6 +233,7 @@ func (m *Manager) bootFork(ctx context.Context, w state.Workspace, incoming stri
 	if err != nil {
 		return nil, err
 	}
+	m.pausePoint(ctx, "fork.booted")
 	w, err = m.markRunning(ctx, w.ID, v, time.Since(start))
 	if err != nil {
 		return nil, err

@@ -43,6 +43,14 @@ func (m *Manager) Create(ctx context.Context, c Caller, req CreateRequest) (*Inf
 		return nil, err
 	}
 
+	if req.FromPool {
+		p, why := m.claimPooled(res)
+		if p != nil {
+			return m.createFromPool(ctx, c, req, res, p, allowInternet)
+		}
+		m.log.Info("from_pool: no pool VM for this create; it boots", "reason", why)
+	}
+
 	var w state.Workspace
 	err = m.store.Tx(ctx, func(tx *state.Tx) error {
 		if err := m.admit(ctx, tx, c.SessionID, res, 1); err != nil {
@@ -72,24 +80,26 @@ func (m *Manager) Create(ctx context.Context, c Caller, req CreateRequest) (*Inf
 		return nil, err
 	}
 
-	size := int64(res.DiskGB) * gib
-	if size < m.image.Manifest.RootfsVirtualSize {
-		size = m.image.Manifest.RootfsVirtualSize
-	}
-	if _, err := m.disks.Create(ctx, w.ID, m.image.RootfsPath(), size); err != nil {
-		return nil, fmt.Errorf("creating disk of %s: %w", w.ID, err)
-	}
 	start := time.Now()
-	v, err := m.boot(ctx, w)
+	// From the memory template when it serves this size, else a cold boot.
+	v, err := m.startFresh(ctx, w, res)
 	if err != nil {
 		return nil, err
 	}
+	m.pausePoint(ctx, "create.started")
 	// Every workspace is its own instance: its own machine-id (the image
-	// has none) and a reseeded RNG.
+	// has none), a reseeded RNG, the host's clock; then its hostname.
 	if err := m.renew(ctx, v, newMachineID()); err != nil {
+		_ = v.Kill()
 		return nil, err
 	}
+	if err := m.configure(ctx, v, w); err != nil {
+		_ = v.Kill()
+		return nil, err
+	}
+	m.adopt(w.ID, v)
 	bootMs := time.Since(start).Milliseconds()
+	m.pausePoint(ctx, "create.booted")
 
 	w, err = m.store.UpdateWorkspace(ctx, w.ID, func(r *state.Workspace) error {
 		r.State = state.WorkspaceRunning
@@ -103,7 +113,69 @@ func (m *Manager) Create(ctx context.Context, c Caller, req CreateRequest) (*Inf
 		return nil, fmt.Errorf("recording running state of %s: %w", w.ID, err)
 	}
 	cu.Release()
-	m.log.Info("workspace created", "workspace", w.ID, "name", w.Name, "session", c.SessionID, "boot_ms", bootMs)
+	m.log.Info("workspace created", "workspace", w.ID, "name", w.Name, "session", c.SessionID, "boot_ms", bootMs,
+		"from_template", v.Spec().Incoming != "")
+	return m.info(ctx, w, true), nil
+}
+
+// createFromPool makes the workspace on the claimed pool VM p: its record
+// takes the VM's ID (so a restarted daemon finds the VM), the guest takes
+// the workspace's identity (fresh entropy, clock, machine-id, hostname),
+// and it runs. The pool VM already has the requested size (claimPooled).
+// A create the quotas refuse gives the VM back to the pool.
+//
+// The pool VM booted with an address, MAC and TAP of its own that no rule
+// let through; the workspace takes them (never one shared with another
+// VM), the rules now list it, and the guest applies them over Configure.
+func (m *Manager) createFromPool(ctx context.Context, c Caller, req CreateRequest, res Resources, p *pooled, allowInternet bool) (*Info, error) {
+	start := time.Now()
+	var w state.Workspace
+	held := true
+	err := m.store.Tx(ctx, func(tx *state.Tx) error {
+		if held {
+			m.unclaim() // from here the VM counts as the workspace admit adds
+			held = false
+		}
+		if err := m.admit(ctx, tx, c.SessionID, res, 1); err != nil {
+			return err
+		}
+		rec := state.Workspace{
+			ID: p.id, Name: req.Name, Owner: c.SessionID, State: state.WorkspaceCreating,
+			BaseImage: m.image.Manifest.Name, VCPUs: res.VCPUs, MemoryMB: res.MemoryMB, DiskGB: res.DiskGB,
+			AllowInternet: allowInternet, FromPool: true,
+		}
+		if err := m.pooledAddress(ctx, tx, &rec); err != nil {
+			return err
+		}
+		var err error
+		w, err = tx.CreateWorkspace(ctx, rec)
+		return err
+	})
+	if err != nil {
+		m.giveBack(p, held)
+		return nil, err
+	}
+	unlock := m.lock(w.ID)
+	defer unlock()
+	cu := cleanup.Make()
+	defer cu.Clean()
+	cu.Add(func() { m.forget(w.ID) })
+	m.adopt(w.ID, p.v) // forget ends it on failure
+	if err := m.syncRules(ctx); err != nil {
+		return nil, err
+	}
+	if err := m.renew(ctx, p.v, newMachineID()); err != nil {
+		return nil, err
+	}
+	if err := m.configure(ctx, p.v, w); err != nil {
+		return nil, err
+	}
+	w, err = m.markRunning(ctx, w.ID, p.v, time.Since(start))
+	if err != nil {
+		return nil, err
+	}
+	cu.Release()
+	m.log.Info("workspace created from the warm pool", "workspace", w.ID, "name", w.Name, "session", c.SessionID, "claim_ms", w.BootTimeMs)
 	return m.info(ctx, w, true), nil
 }
 
@@ -138,6 +210,7 @@ func (m *Manager) forget(id string) {
 	m.mu.Lock()
 	delete(m.locks, id)
 	m.mu.Unlock()
+	m.kickPool() // a VM slot may be free again
 }
 
 // resources applies defaults and bounds to the requested VM size.

@@ -79,10 +79,16 @@ type Options struct {
 	Limits Limits
 	// Transfer confines file_transfer on the host (transfer.go).
 	Transfer TransferLimits
+	Logger   *slog.Logger
+	// PauseAt names a pause point for crash tests (pausepoint.go); empty
+	// outside tests.
+	PauseAt string
+	// Template and Pool make creates fast (template.go, pool.go).
+	Template TemplateOptions
+	Pool     PoolOptions
 	// Network, when set, gives every workspace a network interface on the
 	// bridge; nil means workspaces have none.
 	Network *NetworkOptions
-	Logger  *slog.Logger
 }
 
 // Manager owns every workspace's lifecycle.
@@ -97,6 +103,25 @@ type Manager struct {
 	transfer TransferLimits
 	net      *netState
 	log      *slog.Logger
+	pauseAt  string
+	template TemplateOptions
+	pool     PoolOptions
+
+	// tmpl is the built memory template, tmplPending the layer of the one
+	// being built; tmplKick wakes the builder.
+	tmplMu       sync.Mutex
+	tmpl         *template
+	tmplPending  string
+	tmplBuilding bool
+	tmplKick     chan struct{}
+	// ps is the warm pool; poolKick wakes its filler. Lock order: a state
+	// transaction, then poolMu.
+	poolMu   sync.Mutex
+	ps       poolState
+	poolKick chan struct{}
+	// stopBackground ends the template builder and the pool filler.
+	stopBackground context.CancelFunc
+	background     sync.WaitGroup
 
 	mu sync.Mutex
 	// live holds the VMs of running workspaces, by workspace ID.
@@ -134,6 +159,8 @@ func New(o Options) (*Manager, error) {
 	return &Manager{
 		store: o.Store, runner: o.Runner, disks: o.Disks, image: o.Image,
 		runDir: o.RunDir, logDir: o.LogDir, limits: o.Limits, transfer: o.Transfer, net: ns, log: o.Logger,
+		pauseAt: o.PauseAt, template: o.Template, pool: o.Pool,
+		tmplKick: make(chan struct{}, 1), poolKick: make(chan struct{}, 1),
 		live: map[string]*vm.VM{}, locks: map[string]*sync.Mutex{}, stopping: map[string]bool{},
 	}, nil
 }
@@ -321,9 +348,32 @@ func (m *Manager) stopVM(ctx context.Context, id string, v *vm.VM, graceful bool
 	}
 }
 
+// StartBackground starts building the memory template (when enabled and
+// missing) and filling the warm pool (when enabled). Call it once, after
+// Recover; Close stops both.
+func (m *Manager) StartBackground() {
+	ctx, cancel := context.WithCancel(context.Background())
+	m.stopBackground = cancel
+	if m.template.Enabled {
+		m.tmplMu.Lock()
+		m.tmplBuilding = m.tmpl == nil // before the pool looks
+		m.tmplMu.Unlock()
+		m.background.Go(func() { m.templateLoop(ctx) })
+	}
+	if m.poolTarget() > 0 {
+		m.background.Go(func() { m.poolLoop(ctx) })
+	}
+}
+
 // Close detaches from every running VM without stopping it: VMs outlive the
-// daemon, and the next daemon re-attaches to them.
+// daemon, and the next daemon re-attaches to them. The warm pool's VMs,
+// which have no record, are ended, as is a template build under way.
 func (m *Manager) Close() {
+	if m.stopBackground != nil {
+		m.stopBackground()
+	}
+	m.background.Wait()
+	m.drainPool()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for id, v := range m.live {

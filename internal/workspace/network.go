@@ -198,6 +198,80 @@ func (m *Manager) guestNet(w state.Workspace) *protocol.NetConfig {
 	return n
 }
 
+// templateTAP is the memory template VM's TAP: its name has the prefix the
+// rules match but is no VM's (TAPName is hex), so whatever the template VM
+// could send or be sent is dropped. templateMAC is a MAC no VM has (the
+// one of 0.0.0.0). A VM restored from the template resumes with that MAC
+// in its guest and takes its own, with its address, over Configure.
+const templateTAP = network.TAPPrefix + "template"
+
+var templateMAC = network.MACFor(netip.IPv4Unspecified())
+
+// templateNIC makes the template VM's TAP and returns its interface, or
+// nil when workspaces have no network.
+func (m *Manager) templateNIC() (*qemu.NetConfig, error) {
+	if m.net == nil {
+		return nil, nil
+	}
+	if err := m.net.Host.AddTAP(templateTAP); err != nil {
+		return nil, fmt.Errorf("preparing the template VM's network interface: %w", err)
+	}
+	return &qemu.NetConfig{TAP: templateTAP, MAC: templateMAC.String()}, nil
+}
+
+// dropTemplateNIC removes the template VM's TAP.
+func (m *Manager) dropTemplateNIC() {
+	if m.net == nil {
+		return
+	}
+	if err := m.net.Host.DeleteTAP(templateTAP); err != nil {
+		m.log.Warn("removing the template VM's TAP", "err", err)
+	}
+}
+
+// addressPooled gives pool VM w (no record; its ID set) an address and MAC
+// of its own. Rules list only addresses of workspaces, so nothing passes
+// its TAP until a workspace claims it.
+func (m *Manager) addressPooled(ctx context.Context, w *state.Workspace) error {
+	if m.net == nil {
+		return nil
+	}
+	return m.store.Tx(ctx, func(tx *state.Tx) error { return m.allocateAddress(ctx, tx, w) })
+}
+
+// pooledAddress gives the record of a workspace made on a claimed pool VM
+// (same ID) the address the VM booted with.
+func (m *Manager) pooledAddress(ctx context.Context, tx *state.Tx, w *state.Workspace) error {
+	if m.net == nil {
+		return nil
+	}
+	leases, err := tx.Leases(ctx)
+	if err != nil {
+		return err
+	}
+	for _, l := range leases {
+		if l.WorkspaceID == w.ID && l.State == state.LeaseHeld {
+			w.IP, w.MAC = l.IP.String(), l.MAC.String()
+			return nil
+		}
+	}
+	return fmt.Errorf("pool VM %s has no address", w.ID)
+}
+
+// dropPooledAddress frees the address of a pool VM that is discarded (its
+// VM already ended): the lease of an ID no workspace has.
+func (m *Manager) dropPooledAddress(ctx context.Context, id string) {
+	if m.net == nil {
+		return
+	}
+	if _, err := m.store.GetWorkspace(ctx, id); err == nil {
+		return // a workspace's: forget frees it
+	}
+	if ip, forgotten := m.releaseNetwork(ctx, id); forgotten {
+		m.freeLease(ctx, ip)
+	}
+}
+
 // prepareTAP makes w's TAP before its VM starts.
 func (m *Manager) prepareTAP(w state.Workspace) error {
 	if n := m.netSpec(w); n != nil {
@@ -372,11 +446,13 @@ func (m *Manager) recoverNetwork(ctx context.Context) error {
 	if err := m.syncRules(ctx); err != nil {
 		return err
 	}
+	m.dropTemplateNIC() // a template build the previous daemon left
 	return nil
 }
 
 // finishReleases frees the addresses whose old owners can now be
-// forgotten; run after interrupted destroys are finished.
+// forgotten; run after interrupted destroys are finished and orphan VMs
+// reaped. An address held by an ID no workspace has was a pool VM's.
 func (m *Manager) finishReleases(ctx context.Context) {
 	if m.net == nil {
 		return
@@ -387,18 +463,23 @@ func (m *Manager) finishReleases(ctx context.Context) {
 		return
 	}
 	for _, l := range leases {
-		if l.State != state.LeaseReleasing {
-			continue
-		}
 		if _, err := m.store.GetWorkspace(ctx, l.WorkspaceID); err == nil {
-			continue // its destroy has not finished; forget frees it
+			continue // a workspace's; an unfinished destroy frees it in forget
+		}
+		if l.State == state.LeaseHeld {
+			released, err := m.store.ReleaseLease(ctx, l.WorkspaceID)
+			if err != nil {
+				m.log.Error("releasing the address of a pool VM", "ip", l.IP, "err", err)
+				continue
+			}
+			l = released
 		}
 		if err := m.forgetLease(ctx, l); err != nil {
 			m.log.Error("an address stays reserved", "ip", l.IP, "err", err)
 			continue
 		}
 		m.freeLease(ctx, l.IP)
-		m.log.Info("address freed after an interrupted release", "ip", l.IP)
+		m.log.Info("address freed (an interrupted release, or a pool VM of an earlier daemon)", "ip", l.IP)
 	}
 }
 

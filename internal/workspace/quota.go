@@ -35,8 +35,9 @@ func (m *Manager) admit(ctx context.Context, tx *state.Tx, owner string, res Res
 	if err != nil {
 		return err
 	}
-	if all+n > m.limits.MaxTotalVMs {
-		return errdefs.Quotaf("the host has %d workspaces; %d more would exceed its maximum of %d (vm.max_total_vms)", all, n, m.limits.MaxTotalVMs)
+	// Warm-pool VMs hold slots too; the pool shrinks first.
+	if held := m.makeRoom(all, n); all+n+held > m.limits.MaxTotalVMs {
+		return errdefs.Quotaf("the host has %d workspaces and %d VMs starting; %d more would exceed its maximum of %d (vm.max_total_vms)", all, held, n, m.limits.MaxTotalVMs)
 	}
 	return nil
 }

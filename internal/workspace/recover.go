@@ -3,8 +3,10 @@ package workspace
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/agentiso/agentiso/internal/errdefs"
+	"github.com/agentiso/agentiso/internal/names"
 	"github.com/agentiso/agentiso/internal/state"
 	"github.com/agentiso/agentiso/internal/vm"
 )
@@ -22,6 +24,8 @@ func (m *Manager) Recover(ctx context.Context) error {
 	if err := m.recoverNetwork(ctx); err != nil {
 		return fmt.Errorf("restoring network rules: %w", err)
 	}
+	// Before anything prunes: the template's layer is pinned.
+	m.loadTemplate(ctx)
 	ws, err := m.store.ListWorkspaces(ctx, state.WorkspaceFilter{})
 	if err != nil {
 		return fmt.Errorf("listing workspaces: %w", err)
@@ -46,9 +50,73 @@ func (m *Manager) Recover(ctx context.Context) error {
 		}
 	}
 	m.recoverSnapshots(ctx)
+	m.reapOrphans(ctx)
 	m.pruneLayers(ctx)
 	m.finishReleases(ctx)
 	return nil
+}
+
+// reapOrphans ends every VM and removes every disk, run directory and log
+// directory that no workspace record owns: a warm-pool VM or a template
+// being made when the previous daemon died, or a create that died between
+// making a file and recording it. Nothing of a recorded workspace is
+// touched. Run before anything new starts (Recover does).
+func (m *Manager) reapOrphans(ctx context.Context) {
+	ws, err := m.store.ListWorkspaces(ctx, state.WorkspaceFilter{})
+	if err != nil {
+		m.log.Error("listing workspaces to find orphans", "err", err)
+		return // without the records, nothing is known to be an orphan
+	}
+	known := make(map[string]bool, len(ws))
+	for _, w := range ws {
+		known[w.ID] = true
+	}
+	seen := map[string]bool{}
+	for _, dir := range []string{m.runDir, m.logDir} {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if e.IsDir() && !known[e.Name()] && names.Validate("id", e.Name()) == nil {
+				seen[e.Name()] = true
+			}
+		}
+	}
+	disks, err := m.disks.Disks(ctx)
+	if err != nil {
+		m.log.Error("listing disks to find orphans", "err", err)
+	}
+	for _, id := range disks {
+		if !known[id] {
+			seen[id] = true
+		}
+	}
+	// Orphan VMs are pool or template VMs: the default size, which the
+	// re-attach sets up its cgroup for before the kill.
+	res := m.templateResources()
+	for id := range seen {
+		v, err := m.runner.Attach(ctx, m.spec(state.Workspace{ID: id, VCPUs: res.VCPUs, MemoryMB: res.MemoryMB}, ""))
+		if err != nil && !errdefs.Is(err, errdefs.NotFound) {
+			// Attach kills a VM it identified but could not set up.
+			m.log.Warn("an orphan VM could not be re-attached; it was stopped", "vm", id, "err", err)
+		}
+		if err == nil {
+			m.log.Warn("killing an orphan VM no workspace owns (warm pool, template or interrupted create)", "vm", id, "pid", v.PID())
+			m.mu.Lock()
+			m.stopping[id] = true
+			m.mu.Unlock()
+			if err := v.Kill(); err != nil {
+				m.log.Error("killing an orphan VM", "vm", id, "err", err)
+			}
+			m.mu.Lock()
+			delete(m.stopping, id)
+			m.mu.Unlock()
+		}
+		if err := m.disks.Destroy(ctx, id); err != nil {
+			m.log.Error("removing an orphan disk", "vm", id, "err", err)
+		}
+		os.RemoveAll(m.logsOf(id))
+		os.RemoveAll(m.spec(state.Workspace{ID: id}, "").RunDir)
+		m.log.Info("orphan removed", "vm", id)
+	}
 }
 
 // reattach adopts the running VM of w, or records that it is gone.

@@ -102,6 +102,7 @@ func (m *Manager) SnapshotCreate(ctx context.Context, c Caller, ref string, req 
 		m.compact(bg, w.ID) // the layer may have been frozen before the failure
 	})
 
+	m.pausePoint(ctx, "snapshot.recorded")
 	start := time.Now()
 	var frozen string
 	var mem vm.MemoryInfo
@@ -161,6 +162,9 @@ func (m *Manager) saveRunning(ctx context.Context, v *vm.VM, id string) (frozen 
 		return "", mem, err
 	}
 	mem, err = v.SaveMemory(ctx, path)
+	if err == nil {
+		m.pausePoint(ctx, "snapshot.saved")
+	}
 	return frozen, mem, err
 }
 
@@ -535,6 +539,9 @@ func (m *Manager) pruneLayers(ctx context.Context) {
 		p := pins[s.Layer]
 		p.Memory = p.Memory || s.Memory
 		pins[s.Layer] = p
+	}
+	for _, l := range m.templatePins() {
+		pins[l] = storage.Pin{Memory: true}
 	}
 	removed, err := m.disks.Prune(ctx, pins)
 	if err != nil {

@@ -25,6 +25,9 @@ type CreateRequest struct {
 	MemoryMB      int
 	DiskGB        int
 	AllowInternet *bool
+	// FromPool claims a ready VM from the warm pool when one of the
+	// requested size is there; otherwise the create boots one.
+	FromPool bool
 }
 
 // Resources are a workspace's VM size.

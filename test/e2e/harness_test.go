@@ -75,6 +75,9 @@ type daemon struct {
 	// daemonOpts.hostNetwork.
 	netns string
 	opts  daemonOpts
+	// env is added to the environment of the daemon start starts (e.g. a
+	// pause point for a crash test).
+	env []string
 }
 
 // daemonOpts change how a test daemon runs.
@@ -87,6 +90,8 @@ type daemonOpts struct {
 	// tests that reach the daemon's TCP listeners (the dashboard) from the
 	// test process. Every other daemon runs in a namespace of its own.
 	hostNetwork bool
+	// vm is more keys of [vm].
+	vm string
 }
 
 // startDaemon writes a config for a private daemon and starts it in a
@@ -143,7 +148,12 @@ dir = %q
 [vm]
 boot_timeout_secs = 90
 stop_timeout_secs = 10
-`, filepath.Join(d.dir, "data"), runDir, d.socket, filepath.Join(d.dir, "transfer"), server, testenv.ImageDir())
+%s`, filepath.Join(d.dir, "data"), runDir, d.socket, filepath.Join(d.dir, "transfer"), server, testenv.ImageDir(), opts.vm)
+	// The memory template costs a boot at every daemon start: only the
+	// tests that ask for it ([pool] in extra) build one.
+	if !strings.Contains(extra, "[pool]") {
+		cfg += "\n[pool]\ntemplate = false\n"
+	}
 	if err := os.WriteFile(d.configPath, []byte(cfg+netSection+extra), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -178,6 +188,12 @@ func (d *daemon) start() {
 	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.cmd.Env = env
 	d.cmd.SysProcAttr = attr
+	if len(d.env) > 0 {
+		if d.cmd.Env == nil {
+			d.cmd.Env = os.Environ()
+		}
+		d.cmd.Env = append(d.cmd.Env, d.env...)
+	}
 	d.cmd.Stdout = logf
 	d.cmd.Stderr = logf
 	if err := d.cmd.Start(); err != nil {
@@ -379,7 +395,7 @@ func scanLines(path string) []string {
 
 // sh runs a setup script in a workspace through the exec tool and returns
 // its trimmed stdout; a non-zero exit fails the test.
-func sh(ctx context.Context, t *testing.T, s *mcp.ClientSession, ws, script string) string {
+func sh(ctx context.Context, t testing.TB, s *mcp.ClientSession, ws, script string) string {
 	t.Helper()
 	r := call[execResult](ctx, t, s, "exec", map[string]any{"workspace_id": ws, "command": "set -e\n" + script, "timeout_secs": 120})
 	if r.ExitCode != 0 {

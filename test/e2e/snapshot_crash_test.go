@@ -95,6 +95,17 @@ func checkLayerStore(ctx context.Context, t *testing.T, d *daemon) {
 			}
 		}
 	}
+	// The memory template's layer and state, when there is one.
+	if b, err := os.ReadFile(filepath.Join(d.dir, "data", "templates", "template.json")); err == nil {
+		var tmpl struct {
+			Layer string `json:"layer"`
+		}
+		if err := json.Unmarshal(b, &tmpl); err != nil {
+			t.Fatal(err)
+		}
+		chainOf(filepath.Join(layers, tmpl.Layer+".qcow2"))
+		want[tmpl.Layer+".mem"] = true
+	}
 	disks, _ := os.ReadDir(filepath.Join(store, "disks"))
 	for _, e := range disks {
 		top, err := os.ReadFile(filepath.Join(store, "disks", e.Name(), "top"))

@@ -181,6 +181,25 @@ func Run(t *testing.T, h Harness) {
 		}
 	})
 
+	t.Run("DisksListsExactlyTheDisks", func(t *testing.T) {
+		b, base := h.New(t), h.Base(t)
+		for _, id := range []string{"ws-one", "ws-two"} {
+			if _, err := b.Create(ctx(t), id, base, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Destroy(ctx(t), "ws-one"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := b.Disks(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0] != "ws-two" {
+			t.Fatalf("Disks() = %v, want [ws-two]", got)
+		}
+	})
+
 	t.Run("DestroyIsIdempotent", func(t *testing.T) {
 		b, base := h.New(t), h.Base(t)
 		p, err := b.Create(ctx(t), "ws-gone", base, 0)
