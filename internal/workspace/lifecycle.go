@@ -244,18 +244,11 @@ func (m *Manager) resources(req CreateRequest) (Resources, error) {
 
 // Start boots a stopped workspace on its disk as it was left.
 func (m *Manager) Start(ctx context.Context, c Caller, ref string) (*Info, error) {
-	w, err := m.resolve(ctx, c, ref)
+	w, unlock, err := m.lockForAction(ctx, c, ref)
 	if err != nil {
 		return nil, err
 	}
-	unlock := m.lock(w.ID)
 	defer unlock()
-	if w, err = m.store.GetWorkspace(ctx, w.ID); err != nil {
-		return nil, err
-	}
-	if !c.mayAct(w) { // adopted by another session meanwhile
-		return nil, errNoWorkspace()
-	}
 	switch w.State {
 	case state.WorkspaceStopped, state.WorkspaceError:
 	case state.WorkspaceRunning:
@@ -292,18 +285,11 @@ func (m *Manager) Start(ctx context.Context, c Caller, ref string) (*Info, error
 
 // Stop shuts a running workspace down gracefully; its disk stays.
 func (m *Manager) Stop(ctx context.Context, c Caller, ref string) (*Info, error) {
-	w, err := m.resolve(ctx, c, ref)
+	w, unlock, err := m.lockForAction(ctx, c, ref)
 	if err != nil {
 		return nil, err
 	}
-	unlock := m.lock(w.ID)
 	defer unlock()
-	if w, err = m.store.GetWorkspace(ctx, w.ID); err != nil {
-		return nil, err
-	}
-	if !c.mayAct(w) { // adopted by another session meanwhile
-		return nil, errNoWorkspace()
-	}
 	if w.State != state.WorkspaceRunning {
 		return nil, errdefs.Conflictf("workspace_id: the workspace is %s, not running", displayState(w.State))
 	}
@@ -460,4 +446,25 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// lockForAction resolves ref for c, takes the workspace's lock and reads the
+// workspace again under it: one adopted by another session meanwhile is no
+// longer c's to act on. The caller runs unlock when done; on error nothing
+// is held.
+func (m *Manager) lockForAction(ctx context.Context, c Caller, ref string) (state.Workspace, func(), error) {
+	w, err := m.resolve(ctx, c, ref)
+	if err != nil {
+		return state.Workspace{}, nil, err
+	}
+	unlock := m.lock(w.ID)
+	if w, err = m.store.GetWorkspace(ctx, w.ID); err != nil {
+		unlock()
+		return state.Workspace{}, nil, err
+	}
+	if !c.mayAct(w) { // adopted by another session meanwhile
+		unlock()
+		return state.Workspace{}, nil, errNoWorkspace()
+	}
+	return w, unlock, nil
 }
