@@ -33,4 +33,8 @@ go test -count=1 -timeout 25m ./...
 go test -count=1 -race -timeout 15m ./internal/channel/ ./internal/guest/ ./internal/state/ ./internal/workspace/ ./internal/daemon/ ./internal/protocol/ ./internal/api/ ./internal/dashboard/ ./internal/swarm/ ./internal/mcpserver/ ./internal/team/ ./internal/bridge/
 
 echo "== benchmarks (short mode)"
-go test -run '^$' -bench . -benchtime 1x -timeout 20m ./internal/vm/ ./internal/channel/ ./test/e2e/
+go test -run '^$' -bench . -benchtime 1x -timeout 20m ./internal/vm/ ./internal/channel/
+# The product's own benchmark (the code BenchmarkAgentiso in test/e2e runs
+# too): a private daemon, every figure of docs/performance.md, printed as a
+# table. The full mode is `agentiso bench` without --short.
+"$bin/agentiso" bench --short --image-dir "$AGENTISO_TEST_IMAGE_DIR"

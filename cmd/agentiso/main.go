@@ -86,6 +86,8 @@ func newRoot() *cobra.Command {
 		imageCmd(&cfgPath),
 		installCmd(&cfgPath),
 		uninstallCmd(&cfgPath),
+		networkCmd(&cfgPath),
+		benchCmd(&cfgPath),
 	)
 	root.AddCommand(humanCmds(&cfgPath)...)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
@@ -121,6 +123,27 @@ func daemonCmd(cfgPath *string) *cobra.Command {
 			return err
 		},
 	}
+}
+
+func networkCmd(cfgPath *string) *cobra.Command {
+	c := &cobra.Command{Use: "network", Short: "Workspace networking on this host"}
+	c.AddCommand(&cobra.Command{
+		Use:   "teardown",
+		Short: "Remove agentiso's nftables tables and bridge (uninstall; stop the daemon and workspaces first)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(*cfgPath)
+			if err != nil {
+				return err
+			}
+			if err := daemon.TeardownNetwork(cfg, newLogger(cfg)); err != nil {
+				return err
+			}
+			fmt.Printf("removed the nftables tables %q and the bridge %s\n", "agentiso", cfg.Network.Bridge)
+			return nil
+		},
+	})
+	return c
 }
 
 func mcpCmd(cfgPath *string) *cobra.Command {

@@ -42,6 +42,7 @@ type Config struct {
 	Image     Image     `toml:"image" comment:"The guest image built by 'agentiso init' and 'agentiso image build'."`
 	Resources Resources `toml:"resources" comment:"Workspace sizes: the defaults a create request gets and the maxima it may ask for."`
 	Exec      Exec      `toml:"exec" comment:"Commands run in workspaces."`
+	Network   Network   `toml:"network" comment:"Workspace networking: bridge, addresses, internet access, port forwards."`
 	Files     Files     `toml:"files" comment:"Files moved between the host and workspaces."`
 	Storage   Storage   `toml:"storage" comment:"Workspace disks and snapshots: how many, and how much of the host's disk they may leave free."`
 	Pool      Pool      `toml:"pool" comment:"Warm pool: VMs booted ahead of time so workspace_create is fast. Pool VMs count against vm.max_total_vms."`
@@ -224,6 +225,7 @@ func Default() Config {
 			DefaultMaxOutputBytes: 256 << 10,
 			MaxOutputBytes:        4 << 20,
 		},
+		Network: defaultNetwork(),
 		Files: Files{
 			MaxTransferBytes: 1 << 30,
 		},

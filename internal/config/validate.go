@@ -43,6 +43,7 @@ func (c Config) Validate() error {
 	c.Image.validate(&p)
 	c.Resources.validate(&p, c.VM)
 	c.Exec.validate(&p)
+	c.Network.validate(&p)
 	c.Files.validate(&p)
 	c.Storage.validate(&p)
 	c.Pool.validate(&p, c)
@@ -210,6 +211,9 @@ func (l Limits) validate(p *problems) {
 
 // problems collects validation messages, each prefixed by its field.
 type problems []string
+
+// add records a message that already starts with its field.
+func (p *problems) add(msg string) { *p = append(*p, msg) }
 
 func (p *problems) addf(field, format string, args ...any) {
 	*p = append(*p, field+": "+fmt.Sprintf(format, args...))

@@ -130,6 +130,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	if err != nil {
 		return nil, err
 	}
+	// A dashboard that may not run stops the daemon before it changes the
+	// host's network (newDashboard below makes the same check).
+	if cfg.Dashboard.Enabled {
+		if _, _, _, err := dashboard.LoadToken(secrets.AdminToken, cfg.Server.DataDir, cfg.Dashboard.ListenLoopback()); err != nil {
+			return nil, adminTokenError(err, secrets.AdminTokenFrom)
+		}
+	}
+	netOpts, err := setupNetwork(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	d.manager, err = workspace.New(workspace.Options{
 		Store: store, Runner: runner, Disks: disks, Image: img,
 		RunDir: cfg.VMRunDir(), LogDir: cfg.WorkspacesDir(),
@@ -148,6 +159,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 			MinFreePercent:           cfg.Storage.MinFreePercent,
 		},
 		Transfer: workspace.TransferLimits{Dir: cfg.Server.TransferDir, MaxBytes: cfg.Files.MaxTransferBytes},
+		Network:  netOpts,
 		Logger:   log,
 		PauseAt:  os.Getenv(workspace.PauseAtEnv),
 		Template: workspace.TemplateOptions{
@@ -230,6 +242,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		Git:        git,
 		Swarm:      sw,
 		Workspaces: d.manager,
+		Network:    d.manager,
 		Exec: mcpserver.ExecLimits{
 			DefaultTimeout:        cfg.Exec.DefaultTimeout(),
 			MaxTimeout:            cfg.Exec.MaxTimeout(),

@@ -88,6 +88,11 @@ type Options struct {
 	SetHostname func(name string) error
 	// Hostname reads it; nil means os.Hostname.
 	Hostname func() (string, error)
+	// SysClassNet lists the network interfaces; empty means
+	// /sys/class/net.
+	SysClassNet string
+	// RunIP runs iproute2's ip; nil means the ip program.
+	RunIP func(ctx context.Context, args ...string) error
 	// PowerOff ends the machine after a Shutdown request has been
 	// answered; nil means syncing the disks and powering off.
 	PowerOff func() error
@@ -138,6 +143,12 @@ func NewAgent(opts Options) *Agent {
 	}
 	if opts.Hostname == nil {
 		opts.Hostname = os.Hostname
+	}
+	if opts.SysClassNet == "" {
+		opts.SysClassNet = "/sys/class/net"
+	}
+	if opts.RunIP == nil {
+		opts.RunIP = runIP
 	}
 	if opts.PowerOff == nil {
 		opts.PowerOff = powerOff

@@ -21,9 +21,20 @@ const defaultHosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loo
 // configure applies the identity the host gives this VM (a claimed warm
 // VM, a fork, a restored snapshot).
 func (a *Agent) configure(m *protocol.Configure) error {
-	if m.Hostname == "" {
-		return nil
+	if m.Hostname != "" {
+		if err := a.setHostname(m.Hostname); err != nil {
+			return err
+		}
 	}
+	if m.Network != nil {
+		return a.configureNetwork(m.Network)
+	}
+	return nil
+}
+
+// setHostname sets the kernel's hostname and the files that name it.
+func (a *Agent) setHostname(name string) error {
+	m := struct{ Hostname string }{name}
 	if err := a.opts.SetHostname(m.Hostname); err != nil {
 		return fmt.Errorf("setting the hostname: %w", err)
 	}

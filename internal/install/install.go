@@ -24,6 +24,7 @@ import (
 	"github.com/agentiso/agentiso/internal/config"
 	"github.com/agentiso/agentiso/internal/errdefs"
 	"github.com/agentiso/agentiso/internal/hostcmd"
+	"github.com/agentiso/agentiso/internal/network"
 )
 
 // Where Install puts things (below Options.Root).
@@ -294,6 +295,19 @@ func Uninstall(ctx context.Context, o Options) error {
 			if err := cg.RemoveParent(); err != nil {
 				fmt.Fprintf(o.Out, "kept cgroup %s: %v\n", cfg.Resources.CgroupParent, err)
 			}
+		}
+	}
+	if o.Root == "" && cfg.Network.Enabled {
+		// The daemon's nftables tables and bridge go with it; tables and
+		// interfaces of others are not touched.
+		host, err := network.NewHost(cfg.Network.HostConfig(nil))
+		if err == nil {
+			err = host.Teardown()
+		}
+		if err != nil {
+			fmt.Fprintf(o.Out, "kept the network (bridge %s, nftables tables %q): %v\n", cfg.Network.Bridge, network.TableName, err)
+		} else {
+			fmt.Fprintf(o.Out, "removed the bridge %s and the nftables tables %q\n", cfg.Network.Bridge, network.TableName)
 		}
 	}
 	os.RemoveAll(o.at(cfg.Server.RunDir))

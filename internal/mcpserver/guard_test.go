@@ -31,6 +31,10 @@ func (r *recordingWorkspaces) List(context.Context, workspace.Caller, string) ([
 	return nil, nil
 }
 
+// unreachableNetwork registers the networking tools; any call that reached
+// it would panic.
+type unreachableNetwork struct{ Network }
+
 func (r *recordingWorkspaces) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -98,8 +102,9 @@ func TestM21_EveryToolCallIsRateLimited(t *testing.T) {
 	lim := &refuseAll{}
 	act := &activity{}
 	audit := &auditLog{}
-	// The git and swarm tools are registered too; a call reaching them would panic.
-	cs := connect(t, Deps{Workspaces: ws, Git: struct{ Git }{}, Swarm: struct{ Swarm }{}, Limiter: lim, Activity: act, Audit: audit.add})
+	// The git, swarm and network tools are registered too; a call reaching
+	// them would panic.
+	cs := connect(t, Deps{Workspaces: ws, Git: struct{ Git }{}, Swarm: struct{ Swarm }{}, Network: unreachableNetwork{}, Limiter: lim, Activity: act, Audit: audit.add})
 	ctx := context.Background()
 	list, err := cs.ListTools(ctx, nil)
 	if err != nil {

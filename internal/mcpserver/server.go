@@ -47,6 +47,8 @@ type Deps struct {
 	Git Git
 	// Swarm, when set, serves workspace_prepare and swarm_run.
 	Swarm Swarm
+	// Network, when set, serves the networking tools.
+	Network Network
 	// Limiter is the rate limit every tool call passes first; required.
 	Limiter Limiter
 	// Activity, when set, learns of every request of the session.
@@ -186,4 +188,5 @@ func (t *tools) register(s *mcp.Server) {
 	if t.d.Swarm != nil {
 		t.registerSwarmTools(s)
 	}
+	t.registerNetworkTools(s)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"net/netip"
 	"runtime"
 	"strings"
 	"testing"
@@ -14,12 +15,26 @@ import (
 	"github.com/agentiso/agentiso/internal/errdefs"
 )
 
+var (
+	goodMAC    = "02:a9:0a:63:00:02"
+	goodPrefix = netip.MustParsePrefix("10.99.0.2/16")
+	goodGW     = netip.MustParseAddr("10.99.0.1")
+	// netipComparers let go-cmp compare netip values, which have no
+	// exported fields.
+	netipComparers = []cmp.Option{
+		cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
+		cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
+	}
+)
+
 // sampleMessages holds one filled-in value of every message type.
 func sampleMessages() []Message {
 	return []Message{
 		&Ping{},
 		&Pong{Version: Version, AgentVersion: "v1.2.3", Hostname: "ws-1", KernelToInitNs: 1, InitToReadyNs: 2, UptimeNs: 3},
-		&Configure{Hostname: "ws-1"},
+		&Configure{Hostname: "ws-1", Network: &NetConfig{MAC: "02:a9:0a:63:00:02",
+			Address: netip.MustParsePrefix("10.99.0.2/16"), Gateway: netip.MustParseAddr("10.99.0.1"),
+			DNS: []netip.Addr{netip.MustParseAddr("1.1.1.1")}}},
 		&Exec{Argv: []string{"/bin/sh", "-c", "echo hi"}, Workdir: "/tmp", Env: map[string]string{"A": "b"}, TimeoutMs: 5, MaxOutputBytes: 1024, Stdin: []byte("in\x00\xff")},
 		&Output{Stream: Stderr, Data: "héllo\n\x01"},
 		&Exit{ExitCode: -1, Signal: "SIGKILL", TimedOut: true, Truncated: true, DurationMs: 9},
@@ -64,7 +79,7 @@ func TestRoundTripEveryType(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Read: %v", err)
 			}
-			if diff := cmp.Diff(m, got); diff != "" {
+			if diff := cmp.Diff(m, got, netipComparers...); diff != "" {
 				t.Errorf("round trip changed the message (-sent +read):\n%s", diff)
 			}
 			if buf.Len() != 0 {
@@ -166,6 +181,12 @@ func TestEncodeRefusesInvalidFields(t *testing.T) {
 		{&FileWrite{Path: "/a", Mode: 0o10000}, "mode"},
 		{&FileRead{Path: ""}, "path"},
 		{&Configure{Hostname: "a_b"}, "hostname"},
+		{&Configure{Network: &NetConfig{MAC: "01:00:00:00:00:01", Address: goodPrefix, Gateway: goodGW}}, "network.mac"},
+		{&Configure{Network: &NetConfig{MAC: goodMAC, Address: netip.MustParsePrefix("10.99.0.0/16"), Gateway: goodGW}}, "network.address"},
+		{&Configure{Network: &NetConfig{MAC: goodMAC, Address: netip.MustParsePrefix("fd00::2/64"), Gateway: goodGW}}, "network.address"},
+		{&Configure{Network: &NetConfig{MAC: goodMAC, Address: goodPrefix, Gateway: netip.MustParseAddr("10.98.0.1")}}, "network.gateway"},
+		{&Configure{Network: &NetConfig{MAC: goodMAC, Address: goodPrefix, Gateway: goodGW,
+			DNS: []netip.Addr{goodGW, goodGW, goodGW, goodGW}}}, "network.dns"},
 		{&Output{Stream: "stdin"}, "stream"},
 		{&Data{Bytes: make([]byte, ChunkSize+1)}, "bytes"},
 	}

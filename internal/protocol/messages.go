@@ -3,6 +3,8 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"path"
 	"strings"
 
@@ -109,11 +111,55 @@ type Pong struct {
 // Configure sets the guest's identity. Empty fields are left as they are.
 type Configure struct {
 	Hostname string `json:"hostname,omitempty"`
+	// Network, when set, configures the interface it names by MAC.
+	Network *NetConfig `json:"network,omitempty"`
 }
 
 func (m *Configure) validate() error {
 	if m.Hostname != "" && !validHostname(m.Hostname) {
 		return errors.New("hostname: must be 1-63 of [A-Za-z0-9-], not starting or ending with '-'")
+	}
+	if m.Network != nil {
+		return m.Network.validate()
+	}
+	return nil
+}
+
+// MaxNameServers is the most name servers /etc/resolv.conf uses.
+const MaxNameServers = 3
+
+// NetConfig is a guest's network identity. It is bound to the MAC the host
+// gave the VM's interface: the guest configures the interface with that MAC
+// (or, after a restore from a snapshot of another VM, gives its one
+// Ethernet interface that MAC first).
+type NetConfig struct {
+	MAC string `json:"mac"`
+	// Address is the guest's IPv4 address with its subnet's prefix length.
+	Address netip.Prefix `json:"address"`
+	Gateway netip.Addr   `json:"gateway"`
+	// DNS are the name servers for /etc/resolv.conf. None means no name
+	// service at all: a workspace without internet access gets none.
+	DNS []netip.Addr `json:"dns"`
+}
+
+func (n *NetConfig) validate() error {
+	if hw, err := net.ParseMAC(n.MAC); err != nil || len(hw) != 6 || hw[0]&1 != 0 {
+		return errors.New("network.mac: must be a unicast Ethernet address")
+	}
+	a := n.Address
+	if !a.IsValid() || !a.Addr().Is4() || a.Bits() < 8 || a.Bits() > 30 || a.Addr() == a.Masked().Addr() {
+		return errors.New("network.address: must be an IPv4 host address with a prefix of /8 to /30")
+	}
+	if !n.Gateway.Is4() || !a.Masked().Contains(n.Gateway) || n.Gateway == a.Addr() {
+		return errors.New("network.gateway: must be another IPv4 address of the same subnet")
+	}
+	if len(n.DNS) > MaxNameServers {
+		return fmt.Errorf("network.dns: at most %d name servers", MaxNameServers)
+	}
+	for _, d := range n.DNS {
+		if !d.Is4() || d.IsUnspecified() {
+			return errors.New("network.dns: must be IPv4 addresses")
+		}
 	}
 	return nil
 }

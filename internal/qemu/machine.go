@@ -62,7 +62,12 @@ type MachineConfig struct {
 	TCGCacheMB int
 	// TSCkHz is the host's TSC rate (HostTSCkHz). Under TCG it is passed to
 	// the guest as tsc_early_khz: without it some boots hang in early TSC
-	// calibration. Zero omits it.
+	// calibration. With it the guest is also told tsc=reliable: a TCG
+	// guest's TSC is the host's, but its timer ticks arrive late on a busy
+	// host, so the clocksource watchdog, comparing the two, marked the TSC
+	// unstable ~1.7 s into boot and the guest fell back to jiffies: a clock
+	// with 4 ms resolution that loses the late ticks (measured: 512 ms of
+	// jiffies against 629 ms of TSC). Zero omits both.
 	TSCkHz int64
 
 	// Disk is the qcow2 file of the root disk (the workspace's top layer);
@@ -166,7 +171,7 @@ var baseKernelArgs = []string{
 func KernelCmdline(cfg MachineConfig) string {
 	args := append([]string(nil), baseKernelArgs...)
 	if cfg.Accel == AccelTCG && cfg.TSCkHz > 0 {
-		args = append(args, "tsc_early_khz="+strconv.FormatInt(cfg.TSCkHz, 10))
+		args = append(args, "tsc_early_khz="+strconv.FormatInt(cfg.TSCkHz, 10), "tsc=reliable")
 	}
 	args = append(args, cfg.KernelArgs...)
 	return strings.Join(args, " ")

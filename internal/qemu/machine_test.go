@@ -87,8 +87,9 @@ func TestKernelCmdline(t *testing.T) {
 		want     []string
 		dontWant string
 	}{
-		{"tcg gets the host TSC rate", tcg, []string{"console=ttyS0", "panic=-1", "pci=off", "tsc_early_khz=2299890", "agentiso.root=/dev/vda"}, ""},
+		{"tcg gets the host TSC rate", tcg, []string{"console=ttyS0", "panic=-1", "pci=off", "tsc_early_khz=2299890", "tsc=reliable", "agentiso.root=/dev/vda"}, ""},
 		{"kvm calibrates itself", kvm, []string{"console=ttyS0", "agentiso.root=/dev/vda"}, "tsc_early_khz"},
+		{"kvm keeps its clocksource watchdog", kvm, []string{"console=ttyS0"}, "tsc=reliable"},
 		{"unknown rate is omitted", noTSC, []string{"reboot=t"}, "tsc_early_khz"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -331,9 +331,6 @@ func (s *Service) check(ctx context.Context, c workspace.Caller, req RunRequest)
 	if p.maxParallel < 1 || p.maxParallel > MaxParallel {
 		return nil, errdefs.Invalidf("max_parallel: must be 1..%d", MaxParallel)
 	}
-	if req.AllowInternet != nil && *req.AllowInternet {
-		return nil, errdefs.Unavailablef("allow_internet: workspace networking is not available yet on this host")
-	}
 	if err := checkSharedContext(req.SharedContext); err != nil {
 		return nil, err
 	}
@@ -375,7 +372,7 @@ func (s *Service) runTask(ctx context.Context, c workspace.Caller, req RunReques
 	if ctx.Err() != nil {
 		return fail(TaskCancelled, ctx.Err())
 	}
-	fr, err := s.ws.Fork(ctx, c, p.golden.ID, workspace.ForkRequest{SnapshotName: req.SnapshotName, NewName: r.WorkerName})
+	fr, err := s.ws.Fork(ctx, c, p.golden.ID, workspace.ForkRequest{SnapshotName: req.SnapshotName, NewName: r.WorkerName, AllowInternet: req.AllowInternet})
 	if err != nil {
 		// A quota refusal names workspace_fork's count; here it is the
 		// worker that did not fit.

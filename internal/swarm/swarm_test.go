@@ -20,10 +20,12 @@ import (
 // how they behave: "exit N", "timeout", "block" (until cancelled); any
 // other command exits 0 and echoes itself.
 type fakeWorkspaces struct {
-	mu        sync.Mutex
-	alive     map[string]bool
-	maxAlive  int
-	forks     int
+	mu       sync.Mutex
+	alive    map[string]bool
+	maxAlive int
+	forks    int
+	// internet is each fork's requested internet access.
+	internet  []*bool
 	created   int
 	destroyed []string
 	failSnap  bool
@@ -124,6 +126,7 @@ func (f *fakeWorkspaces) Fork(ctx context.Context, _ workspace.Caller, ref strin
 		return nil, errdefs.Quotaf("count: this session's workspaces would exceed its quota of %d (resources.max_workspaces_per_session)", f.quota)
 	}
 	f.forks++
+	f.internet = append(f.internet, req.AllowInternet)
 	id := "id-" + req.NewName
 	f.alive[id] = true
 	n := len(f.alive) - 1 // the golden workspace is not a worker
@@ -205,7 +208,6 @@ func TestRunRefusesBadInputBeforeForking(t *testing.T) {
 	ok := func() RunRequest {
 		return RunRequest{Golden: "golden", SnapshotName: GoldenSnapshot, Tasks: tasks("true")}
 	}
-	yes := true
 	for _, c := range []struct {
 		name string
 		edit func(*RunRequest)
@@ -231,7 +233,6 @@ func TestRunRefusesBadInputBeforeForking(t *testing.T) {
 		{"foreign target", func(r *RunRequest) { r.MergeStrategy, r.MergeTarget = gitops.CherryPick, "other" }, "merge_target: no such workspace"},
 		{"stopped target", func(r *RunRequest) { r.MergeStrategy, r.MergeTarget = gitops.CherryPick, "stopped" }, "merge_target: the workspace is stopped"},
 		{"parallel 0 is default, 21 is not", func(r *RunRequest) { r.MaxParallel = 21 }, "max_parallel: must be 1..20"},
-		{"internet", func(r *RunRequest) { r.AllowInternet = &yes }, "allow_internet: "},
 		{"shared context", func(r *RunRequest) { r.SharedContext = strings.Repeat("x", MaxSharedContextBytes+1) }, "shared_context: 1048577 bytes; at most 1048576"},
 		{"vault kind", func(r *RunRequest) { r.VaultContext = []VaultQuery{{Kind: "grep", Query: "x"}} }, "vault_context[0].kind: must be search or read"},
 		{"vault note", func(r *RunRequest) { r.VaultContext = []VaultQuery{{Kind: "read", Query: "b.md"}} }, "vault_context[0].query: no such note"},
@@ -304,6 +305,23 @@ func TestRunBoundsWorkersAndReportsEachTask(t *testing.T) {
 	}
 	if !strings.Contains(res.Table, "| 5 | t5 | failed | 3 |") || !strings.Contains(res.Table, "| 6 | t6 | timed_out | - |") {
 		t.Errorf("table:\n%s", res.Table)
+	}
+}
+
+// TestRunGivesWorkersTheRequestedInternetAccess: allow_internet reaches
+// every worker's fork; without it the workers get the golden workspace's.
+func TestRunGivesWorkersTheRequestedInternetAccess(t *testing.T) {
+	yes := true
+	for _, allow := range []*bool{&yes, nil} {
+		ws := newFake()
+		if _, err := newService(t, ws, &fakeGit{}).Run(context.Background(), caller, RunRequest{
+			Golden: "golden", SnapshotName: GoldenSnapshot, Tasks: tasks("a", "b"), AllowInternet: allow,
+		}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if len(ws.internet) != 2 || ws.internet[0] != allow || ws.internet[1] != allow {
+			t.Errorf("allow_internet %v: the forks were asked for %v", allow, ws.internet)
+		}
 	}
 }
 

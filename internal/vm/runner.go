@@ -295,7 +295,9 @@ func (r *Runner) Start(ctx context.Context, spec Spec) (_ *VM, err error) {
 		return nil, v.bootError(ctx, bootCtx, err)
 	}
 	v.boot.Ready = time.Since(started)
-	log.Info("vm ready", "boot", v.boot.Ready.Round(time.Millisecond), "kernel_to_init", v.boot.KernelToInit.Round(time.Millisecond))
+	log.Info("vm ready", "boot", v.boot.Ready.Round(time.Millisecond), "kernel_to_init", v.boot.KernelToInit.Round(time.Millisecond),
+		"init_to_ready", time.Duration(v.boot.Pong.InitToReadyNs).Round(time.Millisecond), "resumed", v.boot.Resumed.Round(time.Millisecond),
+		"guest_uptime", time.Duration(v.boot.Pong.UptimeNs).Round(time.Millisecond))
 	return v, nil
 }
 

@@ -43,6 +43,10 @@ type BootInfo struct {
 	// LoadState is the time spent loading a saved memory state (a VM
 	// started with Spec.Incoming); zero for a boot.
 	LoadState time.Duration
+	// Resumed is QEMU start to the guest's CPUs running (QMP answering,
+	// the console connected, AfterStart done, "cont" answered); zero for
+	// an attached VM.
+	Resumed time.Duration
 }
 
 // VM is a running QEMU and the connections to it.
@@ -318,6 +322,9 @@ func (v *VM) connect(ctx context.Context, fresh bool) error {
 	if cont {
 		if err := q.Execute(ctx, "cont", nil, nil); err != nil {
 			return fmt.Errorf("starting the guest: %w", err)
+		}
+		if fresh {
+			v.boot.Resumed = time.Since(v.started)
 		}
 	}
 	if !fresh {

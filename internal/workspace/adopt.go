@@ -53,6 +53,10 @@ func (m *Manager) Adopt(ctx context.Context, c Caller, ref string, force bool) (
 	if err != nil {
 		return nil, err
 	}
+	// Which workspaces may talk to each other follows their owners.
+	if err := m.syncRules(ctx); err != nil {
+		return nil, err
+	}
 	res := &AdoptResult{Adopted: make([]Info, 0, len(ws)), Skipped: skipped, Count: len(ws)}
 	if res.Skipped == nil {
 		res.Skipped = []AdoptSkip{}

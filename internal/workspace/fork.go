@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/agentiso/agentiso/internal/errdefs"
 	"github.com/agentiso/agentiso/internal/names"
 	"github.com/agentiso/agentiso/internal/state"
@@ -67,7 +69,14 @@ func (m *Manager) Fork(ctx context.Context, c Caller, ref string, req ForkReques
 			return nil, err
 		}
 	}
-	forks, err := m.recordForks(ctx, c, src, snap, forkNames)
+	internet := src.AllowInternet
+	if req.AllowInternet != nil {
+		if internet, err = m.allowInternet(req.AllowInternet); err != nil {
+			unlockSrc()
+			return nil, err
+		}
+	}
+	forks, err := m.recordForks(ctx, c, src, snap, forkNames, internet)
 	if err != nil {
 		unlockSrc()
 		return nil, err
@@ -168,8 +177,9 @@ func forkNames(req ForkRequest) ([]string, error) {
 
 // recordForks creates the forks' records, state "creating", after checking
 // the session's quotas (workspaces, memory, disk: each fork is the source's
-// size) and the host's VM maximum in the same transaction.
-func (m *Manager) recordForks(ctx context.Context, c Caller, src state.Workspace, snap state.Snapshot, forkNames []string) ([]state.Workspace, error) {
+// size) and the host's VM maximum in the same transaction. Each gets its
+// own address; internet is their internet access.
+func (m *Manager) recordForks(ctx context.Context, c Caller, src state.Workspace, snap state.Snapshot, forkNames []string, internet bool) ([]state.Workspace, error) {
 	var out []state.Workspace
 	err := m.store.Tx(ctx, func(tx *state.Tx) error {
 		out = out[:0]
@@ -181,12 +191,19 @@ func (m *Manager) recordForks(ctx context.Context, c Caller, src state.Workspace
 			return err
 		}
 		for _, name := range forkNames {
-			w, err := tx.CreateWorkspace(ctx, state.Workspace{
-				Name: name, Owner: c.SessionID, State: state.WorkspaceCreating,
+			rec := state.Workspace{
+				ID: uuid.NewString(), Name: name, Owner: c.SessionID, State: state.WorkspaceCreating,
 				BaseImage: src.BaseImage, VCPUs: src.VCPUs, MemoryMB: src.MemoryMB, DiskGB: src.DiskGB,
-				AllowInternet: src.AllowInternet,
+				AllowInternet: internet,
 				ForkedFrom:    &state.ForkedFrom{WorkspaceID: src.ID, SnapshotName: snap.Name},
-			})
+			}
+			// Its own address and MAC: the guest takes them over the
+			// channel after resuming (a memory snapshot still carries the
+			// source's).
+			if err := m.allocateAddress(ctx, tx, &rec); err != nil {
+				return err
+			}
+			w, err := tx.CreateWorkspace(ctx, rec)
 			if err != nil {
 				return err
 			}
@@ -195,6 +212,12 @@ func (m *Manager) recordForks(ctx context.Context, c Caller, src state.Workspace
 		return nil
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := m.syncRules(ctx); err != nil {
+		for _, w := range out {
+			m.forget(w.ID)
+		}
 		return nil, err
 	}
 	return out, nil

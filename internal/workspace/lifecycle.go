@@ -9,6 +9,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/agentiso/agentiso/internal/cleanup"
 	"github.com/agentiso/agentiso/internal/errdefs"
 	"github.com/agentiso/agentiso/internal/names"
@@ -36,15 +38,15 @@ func (m *Manager) Create(ctx context.Context, c Caller, req CreateRequest) (*Inf
 	if req.BaseImage != "" && req.BaseImage != m.image.Manifest.Name {
 		return nil, errdefs.Invalidf("base_image: only %q is available on this host", m.image.Manifest.Name)
 	}
-	allowInternet := false
-	if req.AllowInternet != nil && *req.AllowInternet {
-		return nil, errdefs.Unavailablef("allow_internet: workspace networking is not available yet on this host")
+	allowInternet, err := m.allowInternet(req.AllowInternet)
+	if err != nil {
+		return nil, err
 	}
 
 	if req.FromPool {
 		p, why := m.claimPooled(res)
 		if p != nil {
-			return m.createFromPool(ctx, c, req, res, p)
+			return m.createFromPool(ctx, c, req, res, p, allowInternet)
 		}
 		m.log.Info("from_pool: no pool VM for this create; it boots", "reason", why)
 	}
@@ -54,12 +56,15 @@ func (m *Manager) Create(ctx context.Context, c Caller, req CreateRequest) (*Inf
 		if err := m.admit(ctx, tx, c.SessionID, res, 1); err != nil {
 			return err
 		}
-		var err error
-		w, err = tx.CreateWorkspace(ctx, state.Workspace{
-			Name: req.Name, Owner: c.SessionID, State: state.WorkspaceCreating,
+		rec := state.Workspace{
+			ID: uuid.NewString(), Name: req.Name, Owner: c.SessionID, State: state.WorkspaceCreating,
 			BaseImage: m.image.Manifest.Name, VCPUs: res.VCPUs, MemoryMB: res.MemoryMB, DiskGB: res.DiskGB,
 			AllowInternet: allowInternet,
-		})
+		}
+		if err := m.allocateAddress(ctx, tx, &rec); err != nil {
+			return err
+		}
+		w, err = tx.CreateWorkspace(ctx, rec)
 		return err
 	})
 	if err != nil {
@@ -71,6 +76,9 @@ func (m *Manager) Create(ctx context.Context, c Caller, req CreateRequest) (*Inf
 	cu := cleanup.Make()
 	defer cu.Clean()
 	cu.Add(func() { m.forget(w.ID) })
+	if err := m.syncRules(ctx); err != nil {
+		return nil, err
+	}
 
 	start := time.Now()
 	// From the memory template when it serves this size, else a cold boot.
@@ -116,11 +124,10 @@ func (m *Manager) Create(ctx context.Context, c Caller, req CreateRequest) (*Inf
 // and it runs. The pool VM already has the requested size (claimPooled).
 // A create the quotas refuse gives the VM back to the pool.
 //
-// Networking seam: pool VMs boot without a NIC. When workspace networking
-// lands, this is where the claimed VM gets the workspace's own TAP, MAC
-// and IP (allocated here, applied by the guest over Configure), never one
-// shared with another pool VM.
-func (m *Manager) createFromPool(ctx context.Context, c Caller, req CreateRequest, res Resources, p *pooled) (*Info, error) {
+// The pool VM booted with an address, MAC and TAP of its own that no rule
+// let through; the workspace takes them (never one shared with another
+// VM), the rules now list it, and the guest applies them over Configure.
+func (m *Manager) createFromPool(ctx context.Context, c Caller, req CreateRequest, res Resources, p *pooled, allowInternet bool) (*Info, error) {
 	start := time.Now()
 	var w state.Workspace
 	held := true
@@ -132,12 +139,16 @@ func (m *Manager) createFromPool(ctx context.Context, c Caller, req CreateReques
 		if err := m.admit(ctx, tx, c.SessionID, res, 1); err != nil {
 			return err
 		}
-		var err error
-		w, err = tx.CreateWorkspace(ctx, state.Workspace{
+		rec := state.Workspace{
 			ID: p.id, Name: req.Name, Owner: c.SessionID, State: state.WorkspaceCreating,
 			BaseImage: m.image.Manifest.Name, VCPUs: res.VCPUs, MemoryMB: res.MemoryMB, DiskGB: res.DiskGB,
-			FromPool: true,
-		})
+			AllowInternet: allowInternet, FromPool: true,
+		}
+		if err := m.pooledAddress(ctx, tx, &rec); err != nil {
+			return err
+		}
+		var err error
+		w, err = tx.CreateWorkspace(ctx, rec)
 		return err
 	})
 	if err != nil {
@@ -150,6 +161,9 @@ func (m *Manager) createFromPool(ctx context.Context, c Caller, req CreateReques
 	defer cu.Clean()
 	cu.Add(func() { m.forget(w.ID) })
 	m.adopt(w.ID, p.v) // forget ends it on failure
+	if err := m.syncRules(ctx); err != nil {
+		return nil, err
+	}
 	if err := m.renew(ctx, p.v, newMachineID()); err != nil {
 		return nil, err
 	}
@@ -179,6 +193,7 @@ func (m *Manager) forget(id string) {
 			m.log.Error("killing VM", "workspace", id, "err", err)
 		}
 	}
+	freed, forgotten := m.releaseNetwork(ctx, id)
 	if err := m.disks.Destroy(ctx, id); err != nil {
 		m.log.Error("removing disk", "workspace", id, "err", err)
 	}
@@ -186,6 +201,8 @@ func (m *Manager) forget(id string) {
 	os.RemoveAll(m.spec(state.Workspace{ID: id}, "").RunDir)
 	if err := m.store.DeleteWorkspace(ctx, id); err != nil && !errdefs.Is(err, errdefs.NotFound) {
 		m.log.Error("deleting workspace record", "workspace", id, "err", err)
+	} else if forgotten {
+		m.freeLease(ctx, freed)
 	}
 	// Its snapshots went with the record; their layers go unless forks
 	// stand on them.
@@ -227,24 +244,20 @@ func (m *Manager) resources(req CreateRequest) (Resources, error) {
 
 // Start boots a stopped workspace on its disk as it was left.
 func (m *Manager) Start(ctx context.Context, c Caller, ref string) (*Info, error) {
-	w, err := m.resolve(ctx, c, ref)
+	w, unlock, err := m.lockForAction(ctx, c, ref)
 	if err != nil {
 		return nil, err
 	}
-	unlock := m.lock(w.ID)
 	defer unlock()
-	if w, err = m.store.GetWorkspace(ctx, w.ID); err != nil {
-		return nil, err
-	}
-	if !c.mayAct(w) { // adopted by another session meanwhile
-		return nil, errNoWorkspace()
-	}
 	switch w.State {
 	case state.WorkspaceStopped, state.WorkspaceError:
 	case state.WorkspaceRunning:
 		return nil, errdefs.Conflictf("workspace_id: the workspace is already running")
 	default:
 		return nil, errdefs.Conflictf("workspace_id: the workspace is %s and cannot be started", displayState(w.State))
+	}
+	if w, err = m.ensureAddress(ctx, w); err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	v, err := m.boot(ctx, w)
@@ -272,18 +285,11 @@ func (m *Manager) Start(ctx context.Context, c Caller, ref string) (*Info, error
 
 // Stop shuts a running workspace down gracefully; its disk stays.
 func (m *Manager) Stop(ctx context.Context, c Caller, ref string) (*Info, error) {
-	w, err := m.resolve(ctx, c, ref)
+	w, unlock, err := m.lockForAction(ctx, c, ref)
 	if err != nil {
 		return nil, err
 	}
-	unlock := m.lock(w.ID)
 	defer unlock()
-	if w, err = m.store.GetWorkspace(ctx, w.ID); err != nil {
-		return nil, err
-	}
-	if !c.mayAct(w) { // adopted by another session meanwhile
-		return nil, errNoWorkspace()
-	}
 	if w.State != state.WorkspaceRunning {
 		return nil, errdefs.Conflictf("workspace_id: the workspace is %s, not running", displayState(w.State))
 	}
@@ -295,6 +301,7 @@ func (m *Manager) Stop(ctx context.Context, c Caller, ref string) (*Info, error)
 			return nil, fmt.Errorf("stopping %s: %w", w.ID, err)
 		}
 	}
+	m.dropTAP(w)
 	w, err = m.store.UpdateWorkspace(ctx, w.ID, func(r *state.Workspace) error {
 		r.State = state.WorkspaceStopped
 		r.PID = 0
@@ -411,6 +418,7 @@ func (m *Manager) info(ctx context.Context, w state.Workspace, owned bool) *Info
 	if w.ForkedFrom != nil {
 		i.ForkedFrom = &ForkedFrom{SourceWorkspaceID: w.ForkedFrom.WorkspaceID, SnapshotName: w.ForkedFrom.SnapshotName}
 	}
+	m.networkInfo(ctx, w, i)
 	if u, err := m.diskUsage(ctx, w.ID); err == nil {
 		i.DiskUsedBytes = u.Allocated
 	}
@@ -438,4 +446,25 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// lockForAction resolves ref for c, takes the workspace's lock and reads the
+// workspace again under it: one adopted by another session meanwhile is no
+// longer c's to act on. The caller runs unlock when done; on error nothing
+// is held.
+func (m *Manager) lockForAction(ctx context.Context, c Caller, ref string) (state.Workspace, func(), error) {
+	w, err := m.resolve(ctx, c, ref)
+	if err != nil {
+		return state.Workspace{}, nil, err
+	}
+	unlock := m.lock(w.ID)
+	if w, err = m.store.GetWorkspace(ctx, w.ID); err != nil {
+		unlock()
+		return state.Workspace{}, nil, err
+	}
+	if !c.mayAct(w) { // adopted by another session meanwhile
+		unlock()
+		return state.Workspace{}, nil, errNoWorkspace()
+	}
+	return w, unlock, nil
 }

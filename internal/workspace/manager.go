@@ -86,6 +86,9 @@ type Options struct {
 	// Template and Pool make creates fast (template.go, pool.go).
 	Template TemplateOptions
 	Pool     PoolOptions
+	// Network, when set, gives every workspace a network interface on the
+	// bridge; nil means workspaces have none.
+	Network *NetworkOptions
 }
 
 // Manager owns every workspace's lifecycle.
@@ -98,6 +101,7 @@ type Manager struct {
 	logDir   string
 	limits   Limits
 	transfer TransferLimits
+	net      *netState
 	log      *slog.Logger
 	pauseAt  string
 	template TemplateOptions
@@ -148,9 +152,13 @@ func New(o Options) (*Manager, error) {
 			return nil, fmt.Errorf("creating %s: %w", d, err)
 		}
 	}
+	ns, err := newNetState(o.Network)
+	if err != nil {
+		return nil, err
+	}
 	return &Manager{
 		store: o.Store, runner: o.Runner, disks: o.Disks, image: o.Image,
-		runDir: o.RunDir, logDir: o.LogDir, limits: o.Limits, transfer: o.Transfer, log: o.Logger,
+		runDir: o.RunDir, logDir: o.LogDir, limits: o.Limits, transfer: o.Transfer, net: ns, log: o.Logger,
 		pauseAt: o.PauseAt, template: o.Template, pool: o.Pool,
 		tmplKick: make(chan struct{}, 1), poolKick: make(chan struct{}, 1),
 		live: map[string]*vm.VM{}, locks: map[string]*sync.Mutex{}, stopping: map[string]bool{},
@@ -222,6 +230,7 @@ func (m *Manager) spec(w state.Workspace, disk string) vm.Spec {
 		Disk:       disk,
 		RunDir:     filepath.Join(m.runDir, w.ID),
 		LogDir:     m.logsOf(w.ID),
+		Net:        m.netSpec(w),
 	}
 }
 
@@ -233,6 +242,9 @@ func (m *Manager) boot(ctx context.Context, w state.Workspace) (*vm.VM, error) {
 	disk, err := m.disks.Path(w.ID)
 	if err != nil {
 		return nil, fmt.Errorf("finding disk of %s: %w", w.ID, err)
+	}
+	if err := m.prepareTAP(w); err != nil {
+		return nil, err
 	}
 	v, err := m.runner.Start(ctx, m.spec(w, disk))
 	if err != nil {
@@ -252,7 +264,7 @@ func (m *Manager) configure(ctx context.Context, v *vm.VM, w state.Workspace) er
 	if !ok {
 		return errors.New("guest channel does not support configure")
 	}
-	if err := g.Configure(ctx, protocol.Configure{Hostname: Hostname(w.Name)}); err != nil {
+	if err := g.Configure(ctx, protocol.Configure{Hostname: Hostname(w.Name), Network: m.guestNet(w)}); err != nil {
 		return fmt.Errorf("configuring guest of %s: %w", w.ID, err)
 	}
 	return nil
@@ -283,7 +295,7 @@ func (m *Manager) watch(id string, v *vm.VM) {
 	defer unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := m.store.UpdateWorkspace(ctx, id, func(w *state.Workspace) error {
+	w, err := m.store.UpdateWorkspace(ctx, id, func(w *state.Workspace) error {
 		if w.State != state.WorkspaceRunning || w.PID != v.PID() {
 			return errUnchanged
 		}
@@ -297,6 +309,7 @@ func (m *Manager) watch(id string, v *vm.VM) {
 		return
 	}
 	if err == nil {
+		m.dropTAP(w)
 		m.log.Warn("workspace VM exited unexpectedly", "workspace", id)
 	}
 }

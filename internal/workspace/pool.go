@@ -259,6 +259,11 @@ func (m *Manager) bootPooled(ctx context.Context) (_ *pooled, err error) {
 	defer cu.Clean()
 	cu.Add(func() { m.discardVM(id, nil) })
 	w := state.Workspace{ID: id, VCPUs: res.VCPUs, MemoryMB: res.MemoryMB}
+	// Its own address, MAC and TAP from the start (a VM cannot gain a NIC
+	// later); the rules let nothing through it until a workspace claims it.
+	if err := m.addressPooled(ctx, &w); err != nil {
+		return nil, err
+	}
 	v, err := m.startFresh(ctx, w, res)
 	if err != nil {
 		return nil, err
@@ -281,6 +286,9 @@ func (m *Manager) startFresh(ctx context.Context, w state.Workspace, res Resourc
 		// Networking seam: a workspace with a network interface cannot
 		// resume a state saved without one (or the reverse).
 		t, why = nil, "the memory template's network interface does not match this workspace's"
+	}
+	if err := m.prepareTAP(w); err != nil {
+		return nil, err
 	}
 	if t != nil {
 		v, err := m.restoreTemplate(ctx, w, t)

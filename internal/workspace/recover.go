@@ -21,6 +21,9 @@ func (m *Manager) Recover(ctx context.Context) error {
 	if err := m.disks.Repair(ctx); err != nil {
 		return fmt.Errorf("repairing disks: %w", err)
 	}
+	if err := m.recoverNetwork(ctx); err != nil {
+		return fmt.Errorf("restoring network rules: %w", err)
+	}
 	// Before anything prunes: the template's layer is pinned.
 	m.loadTemplate(ctx)
 	ws, err := m.store.ListWorkspaces(ctx, state.WorkspaceFilter{})
@@ -43,11 +46,13 @@ func (m *Manager) Recover(ctx context.Context) error {
 				m.log.Warn("stopping a VM left running by an interrupted stop", "workspace", w.ID)
 				_ = m.stopVM(ctx, w.ID, v, false)
 			}
+			m.dropTAP(w)
 		}
 	}
 	m.recoverSnapshots(ctx)
 	m.reapOrphans(ctx)
 	m.pruneLayers(ctx)
+	m.finishReleases(ctx)
 	return nil
 }
 
@@ -125,6 +130,7 @@ func (m *Manager) reattach(ctx context.Context, w state.Workspace) {
 	if err != nil {
 		m.log.Warn("workspace VM not running after restart", "workspace", w.ID, "err", err)
 		m.markStopped(ctx, w.ID, "the VM was not running when the daemon started: "+errdefs.Public(err))
+		m.dropTAP(w)
 		return
 	}
 	if v.PID() != w.PID {

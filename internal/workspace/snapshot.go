@@ -36,18 +36,11 @@ func (m *Manager) SnapshotCreate(ctx context.Context, c Caller, ref string, req 
 	if err := names.Validate("name", req.Name); err != nil {
 		return nil, errdefs.Invalidf("%v", err)
 	}
-	w, err := m.resolve(ctx, c, ref)
+	w, unlock, err := m.lockForAction(ctx, c, ref)
 	if err != nil {
 		return nil, err
 	}
-	unlock := m.lock(w.ID)
 	defer unlock()
-	if w, err = m.store.GetWorkspace(ctx, w.ID); err != nil {
-		return nil, err
-	}
-	if !c.mayAct(w) { // adopted by another session meanwhile
-		return nil, errNoWorkspace()
-	}
 	var v *vm.VM
 	switch w.State {
 	case state.WorkspaceRunning:
@@ -243,18 +236,11 @@ func (m *Manager) SnapshotDelete(ctx context.Context, c Caller, ref, name string
 	if err := names.Validate("name", name); err != nil {
 		return errdefs.Invalidf("%v", err)
 	}
-	w, err := m.resolve(ctx, c, ref)
+	w, unlock, err := m.lockForAction(ctx, c, ref)
 	if err != nil {
 		return err
 	}
-	unlock := m.lock(w.ID)
 	defer unlock()
-	if w, err = m.store.GetWorkspace(ctx, w.ID); err != nil {
-		return err
-	}
-	if !c.mayAct(w) { // adopted by another session meanwhile
-		return errNoWorkspace()
-	}
 	snap, err := m.store.GetSnapshot(ctx, w.ID, name)
 	if err != nil {
 		return err
@@ -288,18 +274,11 @@ func (m *Manager) SnapshotRestore(ctx context.Context, c Caller, ref, name strin
 	if err := names.Validate("name", name); err != nil {
 		return nil, errdefs.Invalidf("%v", err)
 	}
-	w, err := m.resolve(ctx, c, ref)
+	w, unlock, err := m.lockForAction(ctx, c, ref)
 	if err != nil {
 		return nil, err
 	}
-	unlock := m.lock(w.ID)
 	defer unlock()
-	if w, err = m.store.GetWorkspace(ctx, w.ID); err != nil {
-		return nil, err
-	}
-	if !c.mayAct(w) { // adopted by another session meanwhile
-		return nil, errNoWorkspace()
-	}
 	switch w.State {
 	case state.WorkspaceRunning, state.WorkspaceStopped, state.WorkspaceError:
 	default:
@@ -391,6 +370,9 @@ func (m *Manager) bootFrom(ctx context.Context, w state.Workspace, incoming, mac
 	disk, err := m.disks.Path(w.ID)
 	if err != nil {
 		return nil, fmt.Errorf("finding disk of %s: %w", w.ID, err)
+	}
+	if err := m.prepareTAP(w); err != nil {
+		return nil, err
 	}
 	spec := m.spec(w, disk)
 	spec.Incoming = incoming

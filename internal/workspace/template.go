@@ -62,14 +62,15 @@ func (m *Manager) templateResources() Resources {
 
 // templateKey hashes what a saved state depends on: the image (kernel,
 // initrd with the guest agent, root filesystem, kernel arguments), the
-// salt (accelerator, QEMU) and the VM size.
+// salt (accelerator, QEMU), the VM size and whether VMs have a network
+// interface (workspace networking on or off).
 func (m *Manager) templateKey(res Resources) string {
 	mf := m.image.Manifest
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%d/%d/%d",
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%d/%d/%d\x00nic=%t",
 		mf.Hash, mf.Rootfs, mf.Kernel, mf.Initrd, mf.GuestAgentSHA256,
 		strings.Join(m.image.KernelArgs(), " "), m.template.Salt,
-		res.VCPUs, res.MemoryMB, res.DiskGB)
+		res.VCPUs, res.MemoryMB, res.DiskGB, m.net != nil)
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -253,6 +254,12 @@ func (m *Manager) buildTemplate(ctx context.Context) (err error) {
 		return fmt.Errorf("creating the template disk: %w", err)
 	}
 	spec := m.spec(state.Workspace{ID: id, VCPUs: res.VCPUs, MemoryMB: res.MemoryMB}, disk)
+	if spec.Net, err = m.templateNIC(); err != nil {
+		return err
+	}
+	if spec.Net != nil {
+		cu.Add(m.dropTemplateNIC)
+	}
 	v, err := m.runner.Start(ctx, spec)
 	if err != nil {
 		return fmt.Errorf("booting the template VM: %w", err)
@@ -297,6 +304,9 @@ func (m *Manager) buildTemplate(ctx context.Context) (err error) {
 	m.tmplMu.Unlock()
 	// The VM and its own top layer go; the frozen layer stays, pinned.
 	m.discardVM(id, v)
+	if spec.Net != nil {
+		m.dropTemplateNIC()
+	}
 	cu.Release()
 	m.log.Info("memory template built", "layer", frozen, "took", time.Since(start).Round(time.Millisecond),
 		"memory_bytes", mem.Bytes, "vcpus", res.VCPUs, "memory_mb", res.MemoryMB, "disk_gb", res.DiskGB)
@@ -320,6 +330,7 @@ func (m *Manager) discardVM(id string, v *vm.VM) {
 	if err := m.disks.Destroy(ctx, id); err != nil {
 		m.log.Error("removing disk", "vm", id, "err", err)
 	}
+	m.dropPooledAddress(ctx, id)
 	os.RemoveAll(m.logsOf(id))
 	os.RemoveAll(m.spec(state.Workspace{ID: id}, "").RunDir)
 }

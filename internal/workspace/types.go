@@ -74,7 +74,9 @@ type Info struct {
 	DiskUsedBytes int64       `json:"disk_used_bytes"`
 	// Snapshots names the workspace's snapshots, oldest first.
 	Snapshots []string `json:"snapshots"`
-	LastError string   `json:"last_error,omitempty"`
+	// PortForwards are the workspace's forwards from host ports.
+	PortForwards []PortForwardInfo `json:"port_forwards"`
+	LastError    string            `json:"last_error,omitempty"`
 }
 
 // ExecRequest is one command for exec.
@@ -148,6 +150,9 @@ type ForkRequest struct {
 	NewName    string
 	Count      int
 	NamePrefix string
+	// AllowInternet is the forks' internet access; nil gives them the
+	// source's.
+	AllowInternet *bool
 }
 
 // MaxForks bounds one workspace_fork call.

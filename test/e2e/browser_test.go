@@ -20,7 +20,7 @@ import (
 func TestDashboardInBrowser(t *testing.T) {
 	testenv.Require(t, "root", "qemu", "image", "chromium", "web")
 	section, base := dashboardConfig(t)
-	d := startDaemon(t, section)
+	d := startDaemonOpts(t, "", section, daemonOpts{hostNetwork: true})
 	waitDashboard(t, base)
 	root := testenv.RepoRoot()
 	artifacts := filepath.Join(root, "test-artifacts", "dashboard")

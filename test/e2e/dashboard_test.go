@@ -147,7 +147,7 @@ type dashWorkspace struct {
 // round-trip; actions land in the audit log as the dashboard's.
 func TestDashboardAPI(t *testing.T) {
 	section, base := dashboardConfig(t)
-	d := startDaemon(t, section)
+	d := startDaemonOpts(t, "", section, daemonOpts{hostNetwork: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	c := loginDashboard(t, base)
@@ -422,7 +422,7 @@ func TestL11_AdminTokenFromTheEnvironment(t *testing.T) {
 	t.Setenv(config.AdminTokenEnv, token)
 	port := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	d := startDaemon(t, fmt.Sprintf("\n[dashboard]\nlisten = \"0.0.0.0:%d\"\n", port))
+	d := startDaemonOpts(t, "", fmt.Sprintf("\n[dashboard]\nlisten = \"0.0.0.0:%d\"\n", port), daemonOpts{hostNetwork: true})
 
 	waitDashboard(t, base)
 	wrong := &dashClient{t: t, base: base, http: &http.Client{Timeout: time.Minute}}

@@ -70,7 +70,11 @@ type daemon struct {
 	cmd        *exec.Cmd
 	logPath    string
 	exited     chan struct{}
-	opts       daemonOpts
+	// netns is the network namespace the daemon (and so its bridge, TAPs,
+	// rules and QEMUs) runs in: the test's own, deleted with it; empty with
+	// daemonOpts.hostNetwork.
+	netns string
+	opts  daemonOpts
 	// env is added to the environment of the daemon start starts (e.g. a
 	// pause point for a crash test).
 	env []string
@@ -81,12 +85,18 @@ type daemonOpts struct {
 	// hideCgroups runs the daemon in a mount namespace of its own where
 	// /sys/fs/cgroup is an empty tmpfs: a host without usable cgroups.
 	hideCgroups bool
+	// hostNetwork runs the daemon in the test's own network namespace with
+	// workspace networking off, so no bridge or rule is made there: for
+	// tests that reach the daemon's TCP listeners (the dashboard) from the
+	// test process. Every other daemon runs in a namespace of its own.
+	hostNetwork bool
 	// vm is more keys of [vm].
 	vm string
 }
 
-// startDaemon writes a config for a private daemon and starts it. extra is
-// appended to the config (more sections or overrides).
+// startDaemon writes a config for a private daemon and starts it in a
+// network namespace of its own. extra is appended to the config (more
+// sections or overrides).
 func startDaemon(t testing.TB, extra string) *daemon {
 	t.Helper()
 	return startDaemonWith(t, "", extra)
@@ -101,8 +111,21 @@ func startDaemonWith(t testing.TB, server, extra string) *daemon {
 // startDaemonOpts is startDaemonWith with options.
 func startDaemonOpts(t testing.TB, server, extra string, opts daemonOpts) *daemon {
 	t.Helper()
-	testenv.Require(t, "root", "qemu", "image")
+	return startDaemonIn(t, server, extra, opts, nil)
+}
+
+// startDaemonIn is startDaemonOpts with prepare run on the daemon's network
+// namespace before the daemon starts (to give it interfaces).
+func startDaemonIn(t testing.TB, server, extra string, opts daemonOpts, prepare func(netns string)) *daemon {
+	t.Helper()
+	testenv.Require(t, "root", "qemu", "image", "netns", "nft")
 	d := &daemon{t: t, bin: agentisoBinary(t), dir: t.TempDir(), opts: opts}
+	netSection := ""
+	if opts.hostNetwork {
+		netSection = "\n[network]\nenabled = false\n"
+	} else {
+		d.netns = newNetns(t, "agd")
+	}
 	// Unix socket paths must stay short: keep the run dir directly in /tmp.
 	runDir, err := os.MkdirTemp("/tmp", "ag")
 	if err != nil {
@@ -131,8 +154,11 @@ stop_timeout_secs = 10
 	if !strings.Contains(extra, "[pool]") {
 		cfg += "\n[pool]\ntemplate = false\n"
 	}
-	if err := os.WriteFile(d.configPath, []byte(cfg+extra), 0o600); err != nil {
+	if err := os.WriteFile(d.configPath, []byte(cfg+netSection+extra), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	if prepare != nil {
+		prepare(d.netns)
 	}
 	d.start()
 	t.Cleanup(d.cleanup)
@@ -145,13 +171,23 @@ func (d *daemon) start() {
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	d.cmd = exec.Command(d.bin, "daemon", "--config", d.configPath)
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// The daemon runs in the test's network namespace. nsenter enters only
+	// that (ip netns exec would also remount /sys and so hide the host's
+	// cgroups) and execs in place: d.cmd's PID is the daemon's.
+	argv := []string{d.bin, "daemon", "--config", d.configPath}
+	attr := &syscall.SysProcAttr{Setpgid: true}
+	var env []string
 	if d.opts.hideCgroups {
-		d.cmd = exec.Command(os.Args[0], d.bin, "daemon", "--config", d.configPath)
-		d.cmd.Env = append(os.Environ(), hideCgroupsEnv+"=1")
-		d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Unshareflags: syscall.CLONE_NEWNS}
+		argv = append([]string{os.Args[0]}, argv...)
+		env = append(os.Environ(), hideCgroupsEnv+"=1")
+		attr.Unshareflags = syscall.CLONE_NEWNS
 	}
+	if d.netns != "" {
+		argv = append([]string{"nsenter", "--net=/run/netns/" + d.netns, "--"}, argv...)
+	}
+	d.cmd = exec.Command(argv[0], argv[1:]...)
+	d.cmd.Env = env
+	d.cmd.SysProcAttr = attr
 	if len(d.env) > 0 {
 		if d.cmd.Env == nil {
 			d.cmd.Env = os.Environ()

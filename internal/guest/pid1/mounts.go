@@ -3,7 +3,6 @@ package pid1
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -143,30 +142,6 @@ func deleteContents(dir string, dev uint64) error {
 	if err := unix.Rmdir(dir); err != nil && !errors.Is(err, unix.ENOTEMPTY) {
 		// ENOTEMPTY: a mount point lives below; keep the directory.
 		return fmt.Errorf("removing %s: %w", dir, err)
-	}
-	return nil
-}
-
-// copyFile copies the executable src to dst (0755), creating dst's parents.
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return fmt.Errorf("copying %s: %w", src, err)
-	}
-	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return fmt.Errorf("copying %s: %w", src, err)
-	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
-	if err != nil {
-		return fmt.Errorf("copying %s: %w", src, err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
-	}
-	if err := out.Close(); err != nil {
-		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
 	}
 	return nil
 }

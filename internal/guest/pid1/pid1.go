@@ -26,9 +26,15 @@ const RootParam = "agentiso.root"
 // in dependency order. The image builder writes it into the initramfs.
 const ModulesFile = "/etc/agentiso/modules"
 
-// AgentPath is where PID 1 copies its own binary (on the /run tmpfs) before
-// it deletes the initramfs, and what it starts as the agent.
-const AgentPath = "/run/agentiso/agentiso-guest"
+// AgentPath is what PID 1 starts as the agent: its own executable. The
+// kernel keeps that file while PID 1 runs it, so it outlives the initramfs
+// that switch_root empties, and a restarted agent is the same binary. Not
+// copying it saves ~90 ms of boot under TCG and a second ~15 MiB copy in
+// guest memory.
+const AgentPath = "/proc/self/exe"
+
+// agentName is the agent's argv[0], what ps shows.
+const agentName = "agentiso-guest"
 
 // The environment PID 1 passes to the agent. Both values are CLOCK_BOOTTIME
 // nanoseconds read as the first thing PID 1 does; the kernel's share of boot
@@ -97,13 +103,6 @@ func run(log *slog.Logger, start time.Duration) error {
 	if err := mountRoot(log, dev, newRoot); err != nil {
 		return err
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("finding my own binary: %w", err)
-	}
-	if err := copyFile(self, AgentPath); err != nil {
-		return err
-	}
 	t := time.Now()
 	if err := switchRoot(newRoot); err != nil {
 		return err
@@ -116,7 +115,8 @@ func run(log *slog.Logger, start time.Duration) error {
 
 	s := &supervisor{
 		log:  log,
-		argv: []string{AgentPath, "agent"},
+		path: AgentPath,
+		argv: []string{agentName, "agent"},
 		env: []string{
 			"PATH=" + defaultPath,
 			EnvKernelToInitNs + "=" + strconv.FormatInt(start.Nanoseconds(), 10),

@@ -25,6 +25,7 @@ const (
 // own os/exec Wait calls never race this reaper.
 type supervisor struct {
 	log  *slog.Logger
+	path string // the executable; argv[0] is only its name
 	argv []string
 	env  []string
 }
@@ -43,7 +44,7 @@ func (s *supervisor) run() error {
 	for {
 		if agent == 0 {
 			time.Sleep(delay)
-			pid, err := syscall.ForkExec(s.argv[0], s.argv, &syscall.ProcAttr{
+			pid, err := syscall.ForkExec(s.path, s.argv, &syscall.ProcAttr{
 				Dir:   "/",
 				Env:   s.env,
 				Files: []uintptr{devNull.Fd(), os.Stdout.Fd(), os.Stderr.Fd()},
