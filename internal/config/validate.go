@@ -51,7 +51,7 @@ func (c Config) Validate() error {
 	c.Limits.validate(&p)
 	c.Vault.validate(&p)
 	c.Team.validate(&p)
-	c.Bridge.validate(&p)
+	c.validateBridge(&p)
 	c.Dashboard.validate(&p)
 	c.API.validate(&p)
 	if len(p) == 0 {

@@ -22,7 +22,7 @@ func (d *Daemon) startBridge(cfg config.Config) (*bridge.Issuer, error) {
 		}
 	}
 	tokens := bridge.NewTokens()
-	srv, err := bridge.Listen(bridge.Config{Listen: cfg.Bridge.Listen, Tokens: tokens, NewServer: d.bridgeServer, Logger: d.log})
+	srv, err := bridge.Listen(bridge.Config{Listen: cfg.BridgeListen(), Tokens: tokens, NewServer: d.bridgeServer, Logger: d.log})
 	if err != nil {
 		return nil, err
 	}

@@ -205,7 +205,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		teamVault = d.vault
 	}
 	d.teams, err = team.New(team.Config{
-		Store: store, Workspaces: d.manager, Vault: teamVault, Bridge: teamBridge, Logger: log,
+		Store: store, Workspaces: d.manager, Vault: teamVault, Bridge: teamBridge, Network: d.manager, Logger: log,
 		Limits: team.Limits{
 			MaxDepth: cfg.Team.MaxDepth, MaxMembers: cfg.Team.MaxMembers, DefaultMaxVMs: cfg.Team.DefaultMaxVMs,
 			MessagesPerMinute: cfg.Team.MessagesPerMinute, TasksPerGuest: cfg.Team.TasksPerGuest,

@@ -2,11 +2,10 @@ package e2e
 
 import (
 	"context"
-	"fmt"
-	"net/http"
+	_ "embed"
+	"encoding/json"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,26 +13,78 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
-// bearer adds a bridge token to every request.
-type bearer string
+//go:embed testdata/bridge_client.py
+var bridgeClient string
 
-func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+string(b))
-	return http.DefaultTransport.RoundTrip(r)
+// bridgeConfig serves the bridge on the workspaces' gateway, port 3999.
+const bridgeConfig = teamConfig + `
+[network]
+subnet = "10.78.0.0/24"
+vm_service_ports = [3999]
+
+[bridge]
+enabled = true
+port = 3999
+`
+
+// bridgeAgent runs the bridge client inside a workspace: the agent in the
+// VM, reaching the daemon over the workspaces' network.
+type bridgeAgent struct {
+	t   *testing.T
+	ctx context.Context
+	s   *mcp.ClientSession
+	ws  string
 }
 
-// TestM5_BridgeScopedTokens runs the MCP bridge with a real team member's
-// workspace: the token reaches the guest over the channel, a client holding it gets only the allowlisted
-// tools (M-5), only its own workspace and team, a wrong token is refused
-// and, like the right one, appears in no log and nowhere in the host's
-// state (M-6).
-//
-// The client runs on the host's loopback with the token the guest holds:
-// the bridge's place on the workspaces' network comes with issue 4.
+func newBridgeAgent(ctx context.Context, t *testing.T, s *mcp.ClientSession, ws string) bridgeAgent {
+	call[map[string]any](ctx, t, s, "file_write", map[string]any{"workspace_id": ws, "path": "/root/bridge_client.py", "content": bridgeClient})
+	return bridgeAgent{t: t, ctx: ctx, s: s, ws: ws}
+}
+
+// run runs the client with args (and TOKEN=token when token is not empty)
+// and decodes its one line of JSON into out.
+func (a bridgeAgent) run(out any, token string, args ...string) {
+	a.t.Helper()
+	cmd := "python3 /root/bridge_client.py"
+	for _, x := range args {
+		cmd += " '" + x + "'"
+	}
+	if token != "" {
+		cmd = "TOKEN='" + token + "' " + cmd
+	}
+	r := call[execResult](a.ctx, a.t, a.s, "exec", map[string]any{"workspace_id": a.ws, "command": cmd, "timeout_secs": 180})
+	if r.ExitCode != 0 {
+		a.t.Fatalf("bridge client %v: exit %d\n%s\n%s", args, r.ExitCode, r.Stdout, r.Stderr)
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), out); err != nil {
+		a.t.Fatalf("bridge client %v: %q: %v", args, r.Stdout, err)
+	}
+}
+
+// toolResult is a tools/call result as the client prints it.
+type toolResult struct {
+	IsError           bool                    `json:"isError"`
+	RawContent        []struct{ Text string } `json:"content"`
+	StructuredContent json.RawMessage         `json:"structuredContent"`
+	HTTPError         int                     `json:"http_error"`
+}
+
+func (r toolResult) text() string {
+	var sb strings.Builder
+	for _, c := range r.RawContent {
+		sb.WriteString(c.Text)
+	}
+	return sb.String()
+}
+
+// TestM5_BridgeScopedTokens runs the MCP bridge for a real team member: an
+// agent inside the member's workspace, reaching the bridge over the
+// workspaces' network with the token the daemon put in its guest's memory,
+// gets only the allowlisted tools (M-5), only its own workspace and team; a
+// wrong token is refused and, like the right one, appears in no log and
+// nowhere in the host's state (M-6).
 func TestM5_BridgeScopedTokens(t *testing.T) {
-	port := freePort(t)
-	d := startDaemon(t, teamConfig+fmt.Sprintf("\n[bridge]\nenabled = true\nlisten = \"127.0.0.1:%d\"\n", port))
+	d := startDaemon(t, bridgeConfig)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	s := d.client(ctx)
@@ -43,61 +94,56 @@ func TestM5_BridgeScopedTokens(t *testing.T) {
 	outsider := call[wsInfo](ctx, t, s, "workspace_create", map[string]any{"name": "outsider"})
 
 	token := sh(ctx, t, s, "bt-dev", `printf %s "$AGENTISO_BRIDGE_TOKEN"`)
-	url := sh(ctx, t, s, "bt-dev", `printf %s "$AGENTISO_BRIDGE_URL"`)
-	if len(token) != 43 || url != fmt.Sprintf("http://127.0.0.1:%d/mcp", port) {
+	if url := sh(ctx, t, s, "bt-dev", `printf %s "$AGENTISO_BRIDGE_URL"`); len(token) != 43 || url != "http://10.78.0.1:3999/mcp" {
 		t.Fatalf("the guest holds a token of %d characters and URL %q", len(token), url)
 	}
 	if sh(ctx, t, s, "outsider", `printf %s "${AGENTISO_BRIDGE_TOKEN:-none}"`) != "none" {
 		t.Fatal("a workspace outside any team got a bridge token")
 	}
-	// A client with the token: the allowlist, its workspace, its team.
-	c := mcp.NewClient(&mcp.Implementation{Name: "agent-in-vm", Version: "1"}, nil)
-	b, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: &http.Client{Transport: bearer(token)}}, nil)
-	if err != nil {
-		t.Fatalf("connecting to the bridge: %v", err)
-	}
-	defer b.Close()
-	l, err := b.ListTools(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := newBridgeAgent(ctx, t, s, "bt-dev")
 	var names []string
-	for _, tl := range l.Tools {
-		names = append(names, tl.Name)
-	}
-	slices.Sort(names)
+	a.run(&names, "", "list")
 	if strings.Join(names, ",") != "exec,team" {
 		t.Fatalf("the bridge lists %v; want exec and team", names)
 	}
-	if r := call[execResult](ctx, t, b, "exec", map[string]any{"workspace_id": "bt-dev", "command": "hostname"}); r.Stdout != "bt-dev\n" {
+	var r toolResult
+	a.run(&r, "", "call", "exec", `{"workspace_id":"bt-dev","command":"hostname"}`)
+	var ex execResult
+	if err := json.Unmarshal(r.StructuredContent, &ex); err != nil || r.IsError || ex.Stdout != "bt-dev\n" {
 		t.Fatalf("exec over the bridge: %+v", r)
 	}
 	for _, ref := range []string{outsider.ID, "outsider"} {
-		if e := callErr(ctx, t, b, "exec", map[string]any{"workspace_id": ref, "command": "id"}); e != "workspace_id: no such workspace in this session" {
-			t.Fatalf("exec in another workspace over the bridge: %s", e)
+		r = toolResult{}
+		a.run(&r, "", "call", "exec", `{"workspace_id":"`+ref+`","command":"id"}`)
+		if !r.IsError || r.text() != "workspace_id: no such workspace in this session" {
+			t.Fatalf("exec in another workspace over the bridge: %+v", r)
 		}
 	}
-	if e := callErr(ctx, t, b, "workspace_destroy", map[string]any{"workspace_id": "bt-dev"}); !strings.Contains(e, "not allowed") {
-		t.Fatalf("a tool outside the allowlist: %s", e)
+	r = toolResult{}
+	a.run(&r, "", "call", "workspace_destroy", `{"workspace_id":"bt-dev"}`)
+	if !r.IsError || !strings.Contains(r.text(), "not allowed") {
+		t.Fatalf("a tool outside the allowlist: %+v", r)
 	}
 	call[map[string]any](ctx, t, s, "team", map[string]any{"action": "message", "name": "bt", "agent": "lead", "to": "dev", "content": "over to you"})
-	got := call[teamReceived](ctx, t, b, "team", map[string]any{"action": "receive", "name": "bt", "agent": "dev"})
-	if got.Count != 1 || got.Messages[0].Content != "over to you" {
-		t.Fatalf("receive over the bridge: %+v", got)
+	r = toolResult{}
+	a.run(&r, "", "call", "team", `{"action":"receive","name":"bt","agent":"dev"}`)
+	var got teamReceived
+	if err := json.Unmarshal(r.StructuredContent, &got); err != nil || got.Count != 1 || got.Messages[0].Content != "over to you" {
+		t.Fatalf("receive over the bridge: %+v", r)
 	}
 
 	// A wrong token is refused.
 	wrong := token[:20] + strings.Repeat("A", len(token)-20)
-	if _, err := mcp.NewClient(&mcp.Implementation{Name: "x", Version: "1"}, nil).Connect(ctx,
-		&mcp.StreamableClientTransport{Endpoint: url, HTTPClient: &http.Client{Transport: bearer(wrong)}}, nil); err == nil {
-		t.Fatal("a wrong token was accepted")
+	r = toolResult{}
+	a.run(&r, wrong, "list")
+	if r.HTTPError != 401 {
+		t.Fatalf("a wrong token: %+v", r)
 	}
-
-	// Destroying the team ends its token.
+	// Destroying the team ends its token (the outsider, holding it, tries).
 	call[map[string]any](ctx, t, s, "team", map[string]any{"action": "destroy", "name": "bt"})
-	if _, err := mcp.NewClient(&mcp.Implementation{Name: "y", Version: "1"}, nil).Connect(ctx,
-		&mcp.StreamableClientTransport{Endpoint: url, HTTPClient: &http.Client{Transport: bearer(token)}}, nil); err == nil {
-		t.Fatal("the token of a destroyed team still works")
+	newBridgeAgent(ctx, t, s, "outsider")
+	if r := sh(ctx, t, s, "outsider", `AGENTISO_BRIDGE_URL=http://10.78.0.1:3999/mcp TOKEN='`+token+`' AGENTISO_BRIDGE_TOKEN=x python3 /root/bridge_client.py list`); r != `{"http_error": 401}` {
+		t.Fatalf("the token of a destroyed team: %s", r)
 	}
 	call[map[string]any](ctx, t, s, "workspace_destroy", map[string]any{"workspace_id": outsider.ID})
 	d.stop()
@@ -133,8 +179,7 @@ func TestM5_BridgeScopedTokens(t *testing.T) {
 // host does not keep it either, so a restarted daemon gives the guest a
 // new token and the old one stops working.
 func TestL7_BridgeTokenInGuestMemoryOnly(t *testing.T) {
-	port := freePort(t)
-	d := startDaemon(t, teamConfig+fmt.Sprintf("\n[bridge]\nenabled = true\nlisten = \"127.0.0.1:%d\"\n", port))
+	d := startDaemon(t, bridgeConfig)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	s := d.client(ctx)
@@ -163,19 +208,16 @@ rm /root/probe`)
 	if len(fresh) != 43 || fresh == token {
 		t.Fatalf("after a restart the guest holds a token of %d characters, new: %v", len(fresh), fresh != token)
 	}
-	url := fmt.Sprintf("http://127.0.0.1:%d/mcp", port)
-	if _, err := mcp.NewClient(&mcp.Implementation{Name: "old", Version: "1"}, nil).Connect(ctx,
-		&mcp.StreamableClientTransport{Endpoint: url, HTTPClient: &http.Client{Transport: bearer(token)}}, nil); err == nil {
-		t.Fatal("the token from before the restart still works")
+	a := newBridgeAgent(ctx, t, s, "mem-dev")
+	var r toolResult
+	a.run(&r, token, "list")
+	if r.HTTPError != 401 {
+		t.Fatalf("the token from before the restart: %+v", r)
 	}
-	b, err := mcp.NewClient(&mcp.Implementation{Name: "new", Version: "1"}, nil).Connect(ctx,
-		&mcp.StreamableClientTransport{Endpoint: url, HTTPClient: &http.Client{Transport: bearer(fresh)}}, nil)
-	if err != nil {
-		t.Fatalf("the new token: %v", err)
-	}
-	defer b.Close()
-	if r := call[execResult](ctx, t, b, "exec", map[string]any{"workspace_id": "mem-dev", "command": "hostname"}); r.Stdout != "mem-dev\n" {
-		t.Fatalf("exec with the new token: %+v", r)
+	var names []string
+	a.run(&names, "", "list")
+	if len(names) == 0 {
+		t.Fatal("the new token lists no tools")
 	}
 	call[map[string]any](ctx, t, s, "team", map[string]any{"action": "destroy", "name": "mem"})
 }

@@ -224,3 +224,41 @@ func TestC2_TeamOverHostChannel(t *testing.T) {
 		t.Fatalf("status after destroy: %s", e)
 	}
 }
+
+// TestTeamMembersReachOnlyEachOther proves the team's network rule with
+// packets: a member reaches another member's listening port, a workspace
+// outside the team does not, and a member does not reach it either.
+func TestTeamMembersReachOnlyEachOther(t *testing.T) {
+	d := startDaemon(t, teamConfig+"\n[network]\nsubnet = \"10.79.0.0/24\"\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	s := d.client(ctx)
+	tm := call[teamInfo](ctx, t, s, "team", map[string]any{"action": "create", "name": "net",
+		"roles": []map[string]any{{"name": "a", "role": "x"}, {"name": "b", "role": "y"}}})
+	out := call[netInfo](ctx, t, s, "workspace_create", map[string]any{"name": "outside"})
+	ip := map[string]string{}
+	for _, m := range tm.Members {
+		ip[m.Name] = call[netInfo](ctx, t, s, "workspace_info", map[string]any{"workspace_id": m.WorkspaceID}).IP
+	}
+	g := func(ws string) guest {
+		call[map[string]any](ctx, t, s, "file_write", map[string]any{"workspace_id": ws, "path": "/root/nettool.py", "content": nettool})
+		return guest{t: t, ctx: ctx, s: s, ws: netInfo{ID: ws, Name: ws}}
+	}
+	a, b, o := g("net-a"), g("net-b"), g("outside")
+	b.background("python3 /root/nettool.py echo_server 8001")
+	o.background("python3 /root/nettool.py echo_server 8001")
+	b.tool("wait_port 8001")
+	o.tool("wait_port 8001")
+	if got := a.tool("tcp " + ip["b"] + " 8001 5"); got != "open" {
+		t.Errorf("a member cannot reach another: %s", got)
+	}
+	if got := o.tool("tcp " + ip["b"] + " 8001 3"); !strings.HasPrefix(got, "closed") {
+		t.Errorf("a workspace outside the team reached a member: %s", got)
+	}
+	if got := a.tool("tcp " + out.IP + " 8001 3"); !strings.HasPrefix(got, "closed") {
+		t.Errorf("a member reached a workspace outside the team: %s", got)
+	}
+	// Destroy removes the rule with the team.
+	call[map[string]any](ctx, t, s, "team", map[string]any{"action": "destroy", "name": "net"})
+	call[map[string]any](ctx, t, s, "workspace_destroy", map[string]any{"workspace_id": out.ID})
+}
