@@ -18,6 +18,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/agentiso/agentiso/internal/testenv"
+	"github.com/agentiso/agentiso/internal/testenv/netns"
 )
 
 // binDir holds the binaries built once for the whole package.
@@ -124,7 +125,7 @@ func startDaemonIn(t testing.TB, server, extra string, opts daemonOpts, prepare 
 	if opts.hostNetwork {
 		netSection = "\n[network]\nenabled = false\n"
 	} else {
-		d.netns = newNetns(t, "agd")
+		d.netns = netns.New(t, "agd")
 	}
 	// Unix socket paths must stay short: keep the run dir directly in /tmp.
 	runDir, err := os.MkdirTemp("/tmp", "ag")

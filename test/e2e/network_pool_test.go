@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/agentiso/agentiso/internal/network"
+	"github.com/agentiso/agentiso/internal/testenv/netns"
 )
 
 // TestPoolAndTemplateWorkspacesTakeTheirOwnNetwork: a workspace restored
@@ -79,7 +80,7 @@ template = true
 
 	// The pool refills; its new VM has an address and a TAP, and no rule.
 	waitLog(t, d, "pool VM ready", ready, 5*time.Minute)
-	vms := run(t, "ip", "netns", "exec", d.netns, "nft", "list", "set", "bridge", network.TableName, "vms")
+	vms := netns.IP(t, "netns", "exec", d.netns, "nft", "list", "set", "bridge", network.TableName, "vms")
 	for _, g := range []guest{a, b} {
 		if !strings.Contains(vms, g.ws.IP) {
 			t.Errorf("the rules do not list %s (%s):\n%s", g.ws.Name, g.ws.IP, vms)
@@ -106,7 +107,7 @@ template = true
 func agtLinks(t *testing.T, ns string) []string {
 	t.Helper()
 	var out []string
-	for _, l := range strings.Split(run(t, "ip", "-n", ns, "-o", "link", "show"), "\n") {
+	for _, l := range strings.Split(netns.IP(t, "-n", ns, "-o", "link", "show"), "\n") {
 		f := strings.Fields(l)
 		if len(f) > 1 && strings.HasPrefix(f[1], network.TAPPrefix) {
 			out = append(out, strings.TrimSuffix(f[1], ":"))

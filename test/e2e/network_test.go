@@ -4,7 +4,6 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
-	"net"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/agentiso/agentiso/internal/network"
+	"github.com/agentiso/agentiso/internal/testenv/netns"
 )
 
 //go:embed testdata/nettool.py
@@ -189,7 +189,7 @@ func TestNetworkFromGuests(t *testing.T) {
 		if got := a.tool("tcp " + gateway.String() + " 3998 2"); !strings.HasPrefix(got, "closed") {
 			t.Errorf("a guest reached a host service: %s", got)
 		}
-		if got := a.tool("tcp " + upHost + " 3999 2"); !strings.HasPrefix(got, "closed") {
+		if got := a.tool("tcp " + netns.UpHost + " 3999 2"); !strings.HasPrefix(got, "closed") {
 			t.Errorf("a guest reached a served port on another host address: %s", got)
 		}
 		if got := a.tool("tcp " + gateway.String() + " 3999 5"); got != "open" {
@@ -275,10 +275,10 @@ func TestNetworkFromGuests(t *testing.T) {
 	})
 
 	t.Run("M3_ARPFromAGuestLimited", func(t *testing.T) {
-		run(t, "ip", "-n", d.netns, "neigh", "flush", "all")
+		netns.IP(t, "-n", d.netns, "neigh", "flush", "all")
 		a.tool("arp_claim " + b.ws.IP + " " + gateway.String())
 		time.Sleep(500 * time.Millisecond)
-		if out := run(t, "ip", "-n", d.netns, "neigh", "show", b.ws.IP); strings.Contains(out, a.ok("cat /sys/class/net/eth0/address")) {
+		if out := netns.IP(t, "-n", d.netns, "neigh", "show", b.ws.IP); strings.Contains(out, a.ok("cat /sys/class/net/eth0/address")) {
 			t.Errorf("the host believes B's address is at A's MAC: %s", out)
 		}
 		if got := a.tool("arp_ask " + a.ws.IP + " " + b.ws.IP + " 2"); got != "" {
@@ -299,10 +299,10 @@ func TestNetworkFromGuests(t *testing.T) {
 		}
 		hp := fmt.Sprint(fwd.HostPort)
 		waitFor(t, time.Minute, "the forward from loopback", func() bool { return dialRead(t, d.netns, "127.0.0.1:"+hp, 3*time.Second) })
-		if !dialRead(t, world.lan, lanHost+":"+hp, 5*time.Second) {
+		if !dialRead(t, world.lan, netns.LANHost+":"+hp, 5*time.Second) {
 			t.Error("the forward does not work from the configured host interface")
 		}
-		if dialRead(t, world.inet, upHost+":"+hp, 2*time.Second) {
+		if dialRead(t, world.inet, netns.UpHost+":"+hp, 2*time.Second) {
 			t.Error("the forward works from an interface that is not configured")
 		}
 		if got := a.tool("tcp " + gateway.String() + " " + hp + " 2"); !strings.HasPrefix(got, "closed") {
@@ -351,10 +351,7 @@ func TestNetworkFromGuests(t *testing.T) {
 			t.Fatal("no flow to B through the forward")
 		}
 		host, err := network.NewHost(network.Config{Bridge: "br-agentiso", Subnet: netip.MustParsePrefix("10.77.0.0/24"),
-			Enter: func(fn func() error) (err error) {
-				inNS(t, d.netns, func() { err = fn() })
-				return err
-			}})
+			Enter: netns.Enter(t, d.netns)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -366,10 +363,10 @@ func TestNetworkFromGuests(t *testing.T) {
 		if n, err := host.FlowsOf(bIP); err != nil || n != 0 {
 			t.Errorf("%d connection-tracking entries of B survived its destroy (%v)", n, err)
 		}
-		if out := strings.TrimSpace(run(t, "ip", "-n", d.netns, "neigh", "show", b.ws.IP)); out != "" {
+		if out := strings.TrimSpace(netns.IP(t, "-n", d.netns, "neigh", "show", b.ws.IP)); out != "" {
 			t.Errorf("neighbour entry of B survived its destroy: %s", out)
 		}
-		rules := run(t, "ip", "netns", "exec", d.netns, "nft", "list", "ruleset")
+		rules := netns.IP(t, "netns", "exec", d.netns, "nft", "list", "ruleset")
 		for _, gone := range []string{b.ws.IP, network.TAPName(bIP), fmt.Sprintf("dport %d", fwd.HostPort)} {
 			if strings.Contains(rules, gone) {
 				t.Errorf("rules still mention %q after B's destroy", gone)
@@ -399,15 +396,15 @@ func TestNetworkFromGuests(t *testing.T) {
 		before := listTables(t, d.netns)
 		d.stop()
 		// As after a reboot or a flush: the kernel has no rules at all.
-		run(t, "ip", "netns", "exec", d.netns, "nft", "delete", "table", "bridge", network.TableName)
-		run(t, "ip", "netns", "exec", d.netns, "nft", "delete", "table", "inet", network.TableName)
+		netns.IP(t, "netns", "exec", d.netns, "nft", "delete", "table", "bridge", network.TableName)
+		netns.IP(t, "netns", "exec", d.netns, "nft", "delete", "table", "inet", network.TableName)
 		d.start()
 		after := listTables(t, d.netns)
 		if stripTableHandle(before) != stripTableHandle(after) {
 			t.Errorf("rules after restart differ:\nbefore:\n%s\nafter:\n%s", before, after)
 		}
 		for _, want := range []string{a.ws.IP + " . 8080", fmt.Sprintf("dport %d", cFwd.HostPort)} {
-			if !strings.Contains(run(t, "ip", "netns", "exec", d.netns, "nft", "list", "ruleset"), want) {
+			if !strings.Contains(netns.IP(t, "netns", "exec", d.netns, "nft", "list", "ruleset"), want) {
 				t.Errorf("restored rules lack %q", want)
 			}
 		}
@@ -445,37 +442,19 @@ var tableHandle = regexp.MustCompile(`"name": "agentiso", "handle": \d+`)
 // listTables is the daemon's two tables as nft -j lists them.
 func listTables(t *testing.T, ns string) string {
 	t.Helper()
-	return run(t, "ip", "netns", "exec", ns, "nft", "-j", "list", "table", "bridge", network.TableName) +
-		run(t, "ip", "netns", "exec", ns, "nft", "-j", "list", "table", "inet", network.TableName)
+	return netns.IP(t, "netns", "exec", ns, "nft", "-j", "list", "table", "bridge", network.TableName) +
+		netns.IP(t, "netns", "exec", ns, "nft", "-j", "list", "table", "inet", network.TableName)
 }
 
 // countUDP counts datagrams on addr in namespace ns by payload.
 func countUDP(t *testing.T, ns, addr string) func(marker string) int {
 	t.Helper()
-	var pc net.PacketConn
-	var err error
-	inNS(t, ns, func() { pc, err = net.ListenPacket("udp4", addr) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	counts := make(chan string, 64)
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, _, err := pc.ReadFrom(buf)
-			if err != nil {
-				close(counts)
-				return
-			}
-			counts <- string(buf[:n])
-		}
-	}()
+	got := netns.Datagrams(t, ns, addr)
 	seen := map[string]int{}
 	return func(marker string) int {
 		for {
 			select {
-			case m, ok := <-counts:
+			case m, ok := <-got:
 				if !ok {
 					return seen[marker]
 				}
