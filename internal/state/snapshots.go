@@ -160,19 +160,7 @@ func listSnapshots(ctx context.Context, q querier, ws string) ([]Snapshot, error
 	if err != nil {
 		return nil, fmt.Errorf("listing snapshots: %w", err)
 	}
-	defer rows.Close()
-	var out []Snapshot
-	for rows.Next() {
-		s, err := scanSnapshot(rows)
-		if err != nil {
-			return nil, fmt.Errorf("reading snapshot: %w", err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing snapshots: %w", err)
-	}
-	return out, nil
+	return scanRows(rows, "snapshot", scanSnapshot)
 }
 
 func scanSnapshot(sc scanner) (Snapshot, error) {

@@ -296,19 +296,7 @@ func listWorkspaces(ctx context.Context, q querier, f WorkspaceFilter) ([]Worksp
 	if err != nil {
 		return nil, fmt.Errorf("listing workspaces: %w", err)
 	}
-	defer rows.Close()
-	var out []Workspace
-	for rows.Next() {
-		w, err := scanWorkspace(rows)
-		if err != nil {
-			return nil, fmt.Errorf("reading workspace: %w", err)
-		}
-		out = append(out, w)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing workspaces: %w", err)
-	}
-	return out, nil
+	return scanRows(rows, "workspace", scanWorkspace)
 }
 
 func countWorkspaces(ctx context.Context, q querier, owner string) (int, error) {
