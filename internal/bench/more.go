@@ -129,14 +129,14 @@ func (r *run) idleMemory(ctx context.Context) error {
 		time.Sleep(3 * time.Second) // let the newest guest go idle
 		var daemonRSS, vmPSS, vmAnon, guestWS []float64
 		for range 3 {
-			kb, err := procKB(fmt.Sprintf("/proc/%d/status", r.d.pid()), "VmRSS:")
+			kb, err := procKB(fmt.Sprintf("/proc/%d/status", r.d.PID()), "VmRSS:")
 			if err != nil {
 				return err
 			}
 			daemonRSS = append(daemonRSS, kb/1024)
 			time.Sleep(300 * time.Millisecond)
 		}
-		pids := r.d.qemuPIDs()
+		pids := r.d.QEMUPIDs()
 		if len(pids) != n {
 			return fmt.Errorf("%d VMs should run, found %d QEMU processes", n, len(pids))
 		}
@@ -176,18 +176,18 @@ func (r *run) idleMemory(ctx context.Context) error {
 // root every one of them. It comes last: those rows hold VM slots
 // (vm.max_total_vms) a later create would need.
 func (r *run) list(ctx context.Context) error {
-	if err := r.d.stop(); err != nil {
+	if err := r.d.Stop(); err != nil {
 		return err
 	}
 	r.s.Close()
 	r.s = nil
-	if err := fillDB(ctx, r.d.statePath(), r.plan.listRows); err != nil {
+	if err := fillDB(ctx, r.d.StatePath(), r.plan.listRows); err != nil {
 		return err
 	}
 	if err := r.d.configure(coldPool); err != nil { // nothing boots meanwhile
 		return err
 	}
-	if err := r.d.start(ctx); err != nil {
+	if err := r.d.Start(ctx); err != nil {
 		return err
 	}
 	if err := r.connect(ctx); err != nil {
@@ -274,7 +274,7 @@ func (r *run) warmCreates(ctx context.Context) error {
 	if err := r.destroy(ctx, r.ws); err != nil {
 		return err
 	}
-	if err := r.d.stop(); err != nil {
+	if err := r.d.Stop(); err != nil {
 		return err
 	}
 	r.s.Close()
@@ -284,7 +284,7 @@ func (r *run) warmCreates(ctx context.Context) error {
 	}
 	ready, _ := r.d.waitLog(ctx, "pool VM ready", -1, 0)
 	built, _ := r.d.waitLog(ctx, "memory template built", -1, 0)
-	if err := r.d.start(ctx); err != nil {
+	if err := r.d.Start(ctx); err != nil {
 		return err
 	}
 	if err := r.connect(ctx); err != nil {

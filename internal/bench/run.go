@@ -143,10 +143,10 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		if err := os.MkdirAll(opts.KeepLogs, 0o755); err != nil {
 			return nil, err
 		}
-		defer copyFile(d.logPath, filepath.Join(opts.KeepLogs, "daemon.log"))
+		defer copyFile(d.LogPath, filepath.Join(opts.KeepLogs, "daemon.log"))
 	}
 	if err := r.all(ctx); err != nil {
-		return nil, fmt.Errorf("%w\ndaemon log (end):\n%s", err, d.logTail())
+		return nil, fmt.Errorf("%w\ndaemon log (end):\n%s", err, d.LogTail(4000))
 	}
 	mode := "full"
 	if opts.Short {
@@ -169,7 +169,7 @@ func (r *run) host() Host {
 
 // all takes every figure in turn.
 func (r *run) all(ctx context.Context) error {
-	if err := r.d.start(ctx); err != nil {
+	if err := r.d.Start(ctx); err != nil {
 		return err
 	}
 	if err := r.connect(ctx); err != nil {
@@ -309,11 +309,11 @@ func newPathTimes() pathTimes {
 // channel socket dialled directly with the same requests the tools send;
 // then a new daemon re-attaches the VM and the workspace is adopted.
 func (r *run) exchange(ctx context.Context) error {
-	if err := os.MkdirAll(r.d.transferDir(), 0o700); err != nil {
+	if err := os.MkdirAll(r.d.TransferDir(), 0o700); err != nil {
 		return err
 	}
 	for _, sz := range transferSizes {
-		if err := randomFile(filepath.Join(r.d.transferDir(), sz.name), sz.n); err != nil {
+		if err := randomFile(filepath.Join(r.d.TransferDir(), sz.name), sz.n); err != nil {
 			return err
 		}
 	}
@@ -322,7 +322,7 @@ func (r *run) exchange(ctx context.Context) error {
 		if err := r.mcpRound(ctx, &viaMCP); err != nil {
 			return err
 		}
-		if err := r.d.stop(); err != nil {
+		if err := r.d.Stop(); err != nil {
 			return err
 		}
 		r.s.Close()
@@ -330,7 +330,7 @@ func (r *run) exchange(ctx context.Context) error {
 		if err := r.channelRound(ctx, &viaChan); err != nil {
 			return err
 		}
-		if err := r.d.start(ctx); err != nil {
+		if err := r.d.Start(ctx); err != nil {
 			return err
 		}
 		if err := r.connect(ctx); err != nil {
@@ -390,7 +390,7 @@ func (r *run) mcpRound(ctx context.Context, t *pathTimes) error {
 				return err
 			}
 			t.read[sz.name] = append(t.read[sz.name], mbps(sz.n, time.Since(start)))
-			os.Remove(filepath.Join(r.d.transferDir(), "back-"+sz.name))
+			os.Remove(filepath.Join(r.d.TransferDir(), "back-"+sz.name))
 		}
 	}
 	return nil
@@ -407,7 +407,7 @@ func (r *run) reps(n int64) int {
 // daemon running. A read goes to a host file that is synced, as a download
 // is.
 func (r *run) channelRound(ctx context.Context, t *pathTimes) error {
-	c, err := channel.Dial(ctx, r.d.channelSocket(r.ws), channel.Options{})
+	c, err := channel.Dial(ctx, r.d.ChannelSocket(r.ws), channel.Options{})
 	if err != nil {
 		return err
 	}
@@ -423,8 +423,8 @@ func (r *run) channelRound(ctx context.Context, t *pathTimes) error {
 		}
 	}
 	for _, sz := range transferSizes {
-		src := filepath.Join(r.d.transferDir(), sz.name)
-		dst := filepath.Join(r.d.transferDir(), "raw-back-"+sz.name)
+		src := filepath.Join(r.d.TransferDir(), sz.name)
+		dst := filepath.Join(r.d.TransferDir(), "raw-back-"+sz.name)
 		for range r.reps(sz.n) {
 			start := time.Now()
 			if err := writeFrom(ctx, c, src, "/root/raw-"+sz.name, sz.n); err != nil {
@@ -447,7 +447,7 @@ func (r *run) keepConsole(id string) error {
 	if r.opts.KeepLogs == "" {
 		return nil
 	}
-	return copyFile(filepath.Join(r.d.dir, "data", "workspaces", id, "console.log"),
+	return copyFile(filepath.Join(r.d.DataDir(), "workspaces", id, "console.log"),
 		filepath.Join(r.opts.KeepLogs, "console-"+id+".log"))
 }
 

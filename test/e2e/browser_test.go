@@ -64,11 +64,11 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	}
 	// The notes the browser wrote are in the vault on disk.
-	b, err := os.ReadFile(filepath.Join(d.dir, "data", "vault", "ideas.md"))
+	b, err := os.ReadFile(filepath.Join(d.Dir, "data", "vault", "ideas.md"))
 	if err != nil || !strings.Contains(string(b), "edited-in-browser") {
 		t.Errorf("the edited note on disk: %q, %v", b, err)
 	}
-	if b, err := os.ReadFile(filepath.Join(d.dir, "data", "vault", "projects", "plan.md")); err != nil || !strings.Contains(string(b), "tags: [planning, browser]") {
+	if b, err := os.ReadFile(filepath.Join(d.Dir, "data", "vault", "projects", "plan.md")); err != nil || !strings.Contains(string(b), "tags: [planning, browser]") {
 		t.Errorf("the new note on disk: %q, %v", b, err)
 	}
 }

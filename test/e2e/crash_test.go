@@ -20,13 +20,14 @@ import (
 func pauseAndKill(ctx context.Context, t *testing.T, d *daemon, point, tool string, args map[string]any) *mcp.ClientSession {
 	t.Helper()
 	d.stop()
-	d.env = []string{workspace.PauseAtEnv + "=" + point}
+	env := d.Env
+	d.Env = append(env[:len(env):len(env)], workspace.PauseAtEnv+"="+point)
 	d.start()
-	d.env = nil
+	d.Env = env
 	s := d.client(ctx)
 	call[map[string]any](ctx, t, s, "workspace_adopt", map[string]any{})
 	mark := "point=" + point
-	before := strings.Count(d.log(), mark)
+	before := strings.Count(d.Log(), mark)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -35,9 +36,9 @@ func pauseAndKill(ctx context.Context, t *testing.T, d *daemon, point, tool stri
 		s.CallTool(cctx, &mcp.CallToolParams{Name: tool, Arguments: args})
 	}()
 	deadline := time.Now().Add(3 * time.Minute)
-	for strings.Count(d.log(), mark) == before {
+	for strings.Count(d.Log(), mark) == before {
 		if time.Now().After(deadline) {
-			t.Fatalf("the daemon never reached pause point %s:\n%s", point, d.log())
+			t.Fatalf("the daemon never reached pause point %s:\n%s", point, d.Log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -110,7 +111,7 @@ func TestCrashRepairAtEveryStep(t *testing.T) {
 	call[map[string]any](ctx, t, s, "workspace_destroy", map[string]any{"workspace_id": src.ID})
 	checkLayerStore(ctx, t, d)
 	assertNothingLeft(t, d)
-	for _, line := range strings.Split(d.log(), "\n") {
+	for _, line := range strings.Split(d.Log(), "\n") {
 		for _, what := range []string{"interrupted", "orphan", "left paused", "crash"} {
 			if strings.Contains(line, what) {
 				t.Log(line)
@@ -124,7 +125,7 @@ func TestCrashRepairAtEveryStep(t *testing.T) {
 // workspace log directories are exactly those of the workspaces in want.
 func assertNoStrayDirs(t *testing.T, d *daemon, want ...string) {
 	t.Helper()
-	for _, dir := range []string{d.runDir + "/vms", d.dir + "/data/workspaces"} {
+	for _, dir := range []string{d.RunDir + "/vms", d.Dir + "/data/workspaces"} {
 		var entries []string
 		list, _ := os.ReadDir(dir)
 		for _, e := range list {

@@ -250,7 +250,7 @@ func TestSetEnv(t *testing.T) {
 	// Held in memory only: after a sync in the guest, no file of the
 	// daemon (state, logs, the workspace's disk layers) holds the value.
 	call[execResult](ctx, t, s, "exec", map[string]any{"workspace_id": ws, "command": "sync"})
-	filepath.WalkDir(d.dir, func(p string, e fs.DirEntry, err error) error {
+	filepath.WalkDir(d.Dir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil || !e.Type().IsRegular() {
 			return nil
 		}
@@ -391,7 +391,7 @@ func TestFileOps(t *testing.T) {
 	defer cancel()
 	s := d.client(ctx)
 	ws := call[wsInfo](ctx, t, s, "workspace_create", map[string]any{"name": "files"}).ID
-	transfer := filepath.Join(d.dir, "transfer")
+	transfer := filepath.Join(d.Dir, "transfer")
 
 	// file_edit
 	const orig = "def main():\n    print('hello')\n    print('hello')\n"
