@@ -3,7 +3,10 @@ package state
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/agentiso/agentiso/internal/errdefs"
 )
 
 func TestScanRows(t *testing.T) {
@@ -55,5 +58,25 @@ func TestScanRows(t *testing.T) {
 	}
 	if rows.Next() {
 		t.Error("the rows were left open after a scan error")
+	}
+}
+
+func TestScanRow(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	scanInt := func(r scanner) (i int, err error) {
+		err = r.Scan(&i)
+		return i, err
+	}
+	notFound := errdefs.NotFoundf("n: no such number")
+	if got, err := scanRow(s.r.QueryRowContext(ctx, `SELECT 7`), "number", notFound, scanInt); got != 7 || err != nil {
+		t.Errorf("one row: %v, %v", got, err)
+	}
+	if _, err := scanRow(s.r.QueryRowContext(ctx, `SELECT 7 WHERE 0`), "number", notFound, scanInt); err != notFound {
+		t.Errorf("no row: %v, want the not-found error", err)
+	}
+	_, err := scanRow(s.r.QueryRowContext(ctx, `SELECT 'x'`), "number", notFound, scanInt)
+	if err == nil || errdefs.Is(err, errdefs.NotFound) || !strings.HasPrefix(err.Error(), "reading number: ") {
+		t.Errorf("bad row: %v, want a reading error", err)
 	}
 }

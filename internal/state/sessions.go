@@ -2,8 +2,6 @@ package state
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -123,14 +121,7 @@ func (t *Tx) ListSessions(ctx context.Context, f SessionFilter) ([]Session, erro
 
 func getSession(ctx context.Context, q querier, id string) (Session, error) {
 	row := q.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, id)
-	s, err := scanSession(row)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Session{}, errdefs.NotFoundf("session_id: no such session")
-	}
-	if err != nil {
-		return Session{}, fmt.Errorf("reading session: %w", err)
-	}
-	return s, nil
+	return scanRow(row, "session", errdefs.NotFoundf("session_id: no such session"), scanSession)
 }
 
 func listSessions(ctx context.Context, q querier, f SessionFilter) ([]Session, error) {

@@ -3,7 +3,6 @@ package state
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -141,14 +140,7 @@ func checkSnapshot(s *Snapshot) error {
 
 func getSnapshot(ctx context.Context, q querier, ws, name string) (Snapshot, error) {
 	row := q.QueryRowContext(ctx, `SELECT `+snapshotColumns+` FROM snapshots WHERE workspace_id = ? AND name = ?`, ws, name)
-	s, err := scanSnapshot(row)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Snapshot{}, errdefs.NotFoundf("name: no such snapshot")
-	}
-	if err != nil {
-		return Snapshot{}, fmt.Errorf("reading snapshot: %w", err)
-	}
-	return s, nil
+	return scanRow(row, "snapshot", errdefs.NotFoundf("name: no such snapshot"), scanSnapshot)
 }
 
 func listSnapshots(ctx context.Context, q querier, ws string) ([]Snapshot, error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -206,11 +205,7 @@ func (s *Store) TeamMembers(ctx context.Context, team string) ([]TeamMember, err
 
 func getTeam(ctx context.Context, q querier, name string) (Team, error) {
 	row := q.QueryRowContext(ctx, `SELECT name, owner, COALESCE(parent, ''), max_vms, bridge_tools, state, created_at FROM teams WHERE name = ?`, name)
-	tm, err := scanTeam(row)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Team{}, errdefs.NotFoundf("name: no such team in this session")
-	}
-	return tm, err
+	return scanRow(row, "team", errdefs.NotFoundf("name: no such team in this session"), scanTeam)
 }
 
 func scanTeam(sc scanner) (Team, error) {
@@ -218,10 +213,7 @@ func scanTeam(sc scanner) (Team, error) {
 	var st, tools string
 	var created int64
 	if err := sc.Scan(&tm.Name, &tm.Owner, &tm.Parent, &tm.MaxVMs, &tools, &st, &created); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return Team{}, err
-		}
-		return Team{}, fmt.Errorf("reading team: %w", err)
+		return Team{}, err
 	}
 	tm.State, tm.CreatedAt = TeamState(st), fromNanos(created)
 	if err := json.Unmarshal([]byte(tools), &tm.BridgeTools); err != nil {
