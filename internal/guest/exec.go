@@ -61,6 +61,13 @@ func execEnv(layers ...map[string]string) ([]string, error) {
 
 // exec runs one command and streams its output and exit to the host.
 func (a *Agent) exec(st net.Conn, req *protocol.Exec) {
+	a.capped(st, func() (*protocol.Exit, error) { return a.runCommand(st, req) })
+}
+
+// capped runs run in one of the MaxExecs slots for running commands and
+// answers the host with its Exit, or its error; with every slot taken it
+// refuses at once.
+func (a *Agent) capped(st net.Conn, run func() (*protocol.Exit, error)) {
 	select {
 	case a.execs <- struct{}{}:
 		defer func() { <-a.execs }()
@@ -68,7 +75,7 @@ func (a *Agent) exec(st net.Conn, req *protocol.Exec) {
 		a.fail(st, errdefs.Unavailablef("too many commands running (at most %d)", a.opts.MaxExecs))
 		return
 	}
-	exit, err := a.runCommand(st, req)
+	exit, err := run()
 	if err != nil {
 		a.fail(st, err)
 		return
