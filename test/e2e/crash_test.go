@@ -60,13 +60,9 @@ func pauseAndKill(ctx context.Context, t *testing.T, d *daemon, point, tool stri
 // paused for its memory snapshot) with the data written before the crash;
 // the layer store holds exactly what the records need.
 func TestCrashRepairAtEveryStep(t *testing.T) {
-	d := startDaemon(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	s := d.client(ctx)
-	src := call[wsInfo](ctx, t, s, "workspace_create", map[string]any{"name": "crash-src", "memory_mb": 256})
-	sh(ctx, t, s, src.ID, "echo precious > /root/data; sync")
-	snapshot(ctx, t, s, map[string]any{"workspace_id": src.ID, "action": "create", "name": "base"})
+	d, s, src := startCrashSource(ctx, t)
 	s.Close()
 
 	steps := []struct {
@@ -111,9 +107,27 @@ func TestCrashRepairAtEveryStep(t *testing.T) {
 	call[map[string]any](ctx, t, s, "workspace_destroy", map[string]any{"workspace_id": src.ID})
 	checkLayerStore(ctx, t, d)
 	assertNothingLeft(t, d)
-	for _, line := range strings.Split(d.Log(), "\n") {
-		for _, what := range []string{"interrupted", "orphan", "left paused", "crash"} {
-			if strings.Contains(line, what) {
+	logLinesWith(t, d.Log(), "interrupted", "orphan", "left paused", "crash")
+}
+
+// startCrashSource starts a daemon with the crash tests' source workspace,
+// crash-src: data written to its disk and a disk snapshot "base" of it.
+func startCrashSource(ctx context.Context, t *testing.T) (*daemon, *mcp.ClientSession, wsInfo) {
+	t.Helper()
+	d := startDaemon(t, "")
+	s := d.client(ctx)
+	src := call[wsInfo](ctx, t, s, "workspace_create", map[string]any{"name": "crash-src", "memory_mb": 256})
+	sh(ctx, t, s, src.ID, "echo precious > /root/data; sync")
+	snapshot(ctx, t, s, map[string]any{"workspace_id": src.ID, "action": "create", "name": "base"})
+	return d, s, src
+}
+
+// logLinesWith logs the lines of log that contain any of words: what the
+// restarted daemons found and repaired.
+func logLinesWith(t *testing.T, log string, words ...string) {
+	for _, line := range strings.Split(log, "\n") {
+		for _, w := range words {
+			if strings.Contains(line, w) {
 				t.Log(line)
 				break
 			}

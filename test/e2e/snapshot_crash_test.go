@@ -169,13 +169,9 @@ func checkWorkspaces(ctx context.Context, t *testing.T, d *daemon, s *mcp.Client
 // data written before the crash is there, and a snapshot that survived is
 // whole (it restores).
 func TestSnapshotAndForkSurviveDaemonKill(t *testing.T) {
-	d := startDaemon(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	s := d.client(ctx)
-	src := call[wsInfo](ctx, t, s, "workspace_create", map[string]any{"name": "crash-src", "memory_mb": 256})
-	sh(ctx, t, s, src.ID, "echo precious > /root/data; sync")
-	snapshot(ctx, t, s, map[string]any{"workspace_id": src.ID, "action": "create", "name": "base"})
+	d, s, src := startCrashSource(ctx, t)
 
 	var kept []string
 	for i, delay := range []time.Duration{0, 150 * time.Millisecond, 400 * time.Millisecond, 900 * time.Millisecond} {
@@ -221,13 +217,5 @@ func TestSnapshotAndForkSurviveDaemonKill(t *testing.T) {
 	checkLayerStore(ctx, t, d)
 	assertNothingLeft(t, d)
 
-	// What the restarted daemons found and repaired.
-	for _, line := range strings.Split(d.Log(), "\n") {
-		for _, what := range []string{"crash", "interrupted", "left paused", "unrecorded", "re-attach", "unused layers"} {
-			if strings.Contains(line, what) {
-				t.Log(line)
-				break
-			}
-		}
-	}
+	logLinesWith(t, d.Log(), "crash", "interrupted", "left paused", "unrecorded", "re-attach", "unused layers")
 }
