@@ -85,8 +85,9 @@ func TestL7_BridgeTokenFollowsRestartsNotForks(t *testing.T) {
 	if f.State != "running" {
 		t.Fatalf("fork: %+v", f)
 	}
-	if got := sh(ctx, t, s, "rt-fork", `printf %s "${AGENTISO_BRIDGE_TOKEN:-none}/${AGENTISO_BRIDGE_URL:-none}"`); got != "none/none" {
-		t.Fatalf("the fork resumed with bridge environment %q", got)
+	// (Lengths only: a test log holds no token either.)
+	if got := sh(ctx, t, s, "rt-fork", `printf '%s/%s' "${#AGENTISO_BRIDGE_TOKEN}" "${#AGENTISO_BRIDGE_URL}"`); got != "0/0" {
+		t.Fatalf("the fork resumed with bridge variables of lengths %s (token/url); want none", got)
 	}
 	// The client came with the snapshot's disk; the fork is given the URL.
 	if r := sh(ctx, t, s, "rt-fork", `AGENTISO_BRIDGE_URL=http://10.79.0.1:3999/mcp TOKEN='`+t1+`' python3 /root/bridge_client.py list`); r != `{"http_error": 401}` {
