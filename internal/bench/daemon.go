@@ -3,7 +3,6 @@ package bench
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"regexp"
@@ -163,27 +162,4 @@ func (d *daemon) accel() string {
 func (d *daemon) client(ctx context.Context) (*mcp.ClientSession, error) {
 	s, _, err := d.Client(ctx, "agentiso-bench", nil)
 	return s, err
-}
-
-// call invokes a tool that must succeed and decodes its structured result.
-func call[T any](ctx context.Context, s *mcp.ClientSession, tool string, args map[string]any) (T, error) {
-	var out T
-	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
-	if err != nil {
-		return out, fmt.Errorf("%s: %w", tool, err)
-	}
-	if res.IsError {
-		var sb strings.Builder
-		for _, c := range res.Content {
-			if tc, ok := c.(*mcp.TextContent); ok {
-				sb.WriteString(tc.Text)
-			}
-		}
-		return out, fmt.Errorf("%s: %s", tool, sb.String())
-	}
-	b, _ := json.Marshal(res.StructuredContent)
-	if err := json.Unmarshal(b, &out); err != nil {
-		return out, fmt.Errorf("%s: decoding %s: %w", tool, b, err)
-	}
-	return out, nil
 }

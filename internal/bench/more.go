@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agentiso/agentiso/internal/state"
+	"github.com/agentiso/agentiso/internal/testdaemon"
 )
 
 // snapshots times snapshot create (disk, memory), fork from each kind,
@@ -19,19 +20,19 @@ import (
 func (r *run) snapshots(ctx context.Context) error {
 	snap := func(name string, memory bool) (float64, error) {
 		start := time.Now()
-		_, err := call[map[string]any](ctx, r.s, "snapshot", map[string]any{"workspace_id": r.ws,
+		_, err := testdaemon.Call[map[string]any](ctx, r.s, "snapshot", map[string]any{"workspace_id": r.ws,
 			"action": "create", "name": name, "include_memory": memory})
 		return ms(time.Since(start)), err
 	}
 	restore := func(name string) (float64, error) {
 		start := time.Now()
-		_, err := call[map[string]any](ctx, r.s, "snapshot", map[string]any{"workspace_id": r.ws,
+		_, err := testdaemon.Call[map[string]any](ctx, r.s, "snapshot", map[string]any{"workspace_id": r.ws,
 			"action": "restore", "name": name})
 		return ms(time.Since(start)), err
 	}
 	fork := func(snapName, newName string) (float64, error) {
 		start := time.Now()
-		f, err := call[wsResult](ctx, r.s, "workspace_fork", map[string]any{"workspace_id": r.ws,
+		f, err := testdaemon.Call[wsResult](ctx, r.s, "workspace_fork", map[string]any{"workspace_id": r.ws,
 			"snapshot_name": snapName, "new_name": newName})
 		took := ms(time.Since(start))
 		if err != nil {
@@ -153,7 +154,7 @@ func (r *run) idleMemory(ctx context.Context) error {
 			vmAnon = append(vmAnon, anon/1024)
 		}
 		for _, id := range running[:n] {
-			res, err := call[struct {
+			res, err := testdaemon.Call[struct {
 				Stdout string `json:"stdout"`
 			}](ctx, r.s, "exec", map[string]any{"workspace_id": id, "command": "cat /proc/meminfo"})
 			if err != nil {
@@ -196,7 +197,7 @@ func (r *run) list(ctx context.Context) error {
 	var lat []float64
 	for i := range r.plan.lists + 1 {
 		start := time.Now()
-		res, err := call[struct {
+		res, err := testdaemon.Call[struct {
 			Count int `json:"count"`
 		}](ctx, r.s, "workspace_list", map[string]any{})
 		if err != nil {

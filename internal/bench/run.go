@@ -18,6 +18,7 @@ import (
 
 	"github.com/agentiso/agentiso/internal/channel"
 	"github.com/agentiso/agentiso/internal/protocol"
+	"github.com/agentiso/agentiso/internal/testdaemon"
 )
 
 // Options configure a Run.
@@ -221,14 +222,14 @@ func (r *run) create(ctx context.Context, name string) (wsResult, time.Duration,
 
 func (r *run) createArgs(ctx context.Context, args map[string]any) (wsResult, time.Duration, error) {
 	start := time.Now()
-	w, err := call[wsResult](ctx, r.s, "workspace_create", args)
+	w, err := testdaemon.Call[wsResult](ctx, r.s, "workspace_create", args)
 	return w, time.Since(start), err
 }
 
 // destroy destroys a workspace and counts the time in the destroy figure.
 func (r *run) destroy(ctx context.Context, ws string) error {
 	start := time.Now()
-	if _, err := call[map[string]any](ctx, r.s, "workspace_destroy", map[string]any{"workspace_id": ws}); err != nil {
+	if _, err := testdaemon.Call[map[string]any](ctx, r.s, "workspace_destroy", map[string]any{"workspace_id": ws}); err != nil {
 		return err
 	}
 	r.destroys = append(r.destroys, ms(time.Since(start)))
@@ -336,7 +337,7 @@ func (r *run) exchange(ctx context.Context) error {
 		if err := r.connect(ctx); err != nil {
 			return err
 		}
-		if _, err := call[map[string]any](ctx, r.s, "workspace_adopt", map[string]any{"workspace_id": r.ws}); err != nil {
+		if _, err := testdaemon.Call[map[string]any](ctx, r.s, "workspace_adopt", map[string]any{"workspace_id": r.ws}); err != nil {
 			return err
 		}
 	}
@@ -365,7 +366,7 @@ func (r *run) mcpRound(ctx context.Context, t *pathTimes) error {
 	args := map[string]any{"workspace_id": r.ws, "command": "true"}
 	for i := range r.plan.execs + 1 {
 		start := time.Now()
-		res, err := call[execResult](ctx, r.s, "exec", args)
+		res, err := testdaemon.Call[execResult](ctx, r.s, "exec", args)
 		if err != nil {
 			return err
 		}
@@ -379,13 +380,13 @@ func (r *run) mcpRound(ctx context.Context, t *pathTimes) error {
 	for _, sz := range transferSizes {
 		for range r.reps(sz.n) {
 			start := time.Now()
-			if _, err := call[map[string]any](ctx, r.s, "file_transfer", map[string]any{"workspace_id": r.ws,
+			if _, err := testdaemon.Call[map[string]any](ctx, r.s, "file_transfer", map[string]any{"workspace_id": r.ws,
 				"direction": "upload", "host_path": sz.name, "guest_path": "/root/" + sz.name}); err != nil {
 				return err
 			}
 			t.write[sz.name] = append(t.write[sz.name], mbps(sz.n, time.Since(start)))
 			start = time.Now()
-			if _, err := call[map[string]any](ctx, r.s, "file_transfer", map[string]any{"workspace_id": r.ws,
+			if _, err := testdaemon.Call[map[string]any](ctx, r.s, "file_transfer", map[string]any{"workspace_id": r.ws,
 				"direction": "download", "host_path": "back-" + sz.name, "guest_path": "/root/" + sz.name}); err != nil {
 				return err
 			}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/agentiso/agentiso/internal/testdaemon"
 )
 
 type jobOut struct {
@@ -193,7 +195,7 @@ func TestSetEnv(t *testing.T) {
 	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "set_env", Arguments: map[string]any{
 		"workspace_id": ws, "vars": map[string]any{"API_KEY": secret, "MODE": "persistent"}}})
 	if err != nil || res.IsError {
-		t.Fatalf("set_env: %v %s", err, textOf(res))
+		t.Fatalf("set_env: %v %s", err, testdaemon.Text(res))
 	}
 	raw, _ := json.Marshal(res)
 	if bytes.Contains(raw, []byte(secret)) {

@@ -228,17 +228,9 @@ func (d *daemon) tryClientOpts(ctx context.Context, opts *mcp.ClientOptions) (*m
 // call invokes a tool that must succeed and decodes its structured result.
 func call[T any](ctx context.Context, t testing.TB, s *mcp.ClientSession, tool string, args map[string]any) T {
 	t.Helper()
-	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
+	out, err := testdaemon.Call[T](ctx, s, tool, args)
 	if err != nil {
-		t.Fatalf("%s: protocol error: %v", tool, err)
-	}
-	if res.IsError {
-		t.Fatalf("%s(%v): tool error: %s", tool, args, textOf(res))
-	}
-	var out T
-	b, _ := json.Marshal(res.StructuredContent)
-	if err := json.Unmarshal(b, &out); err != nil {
-		t.Fatalf("%s: decoding result %s: %v", tool, b, err)
+		t.Fatalf("%v (arguments %v)", err, args)
 	}
 	return out
 }
@@ -254,17 +246,7 @@ func callErr(ctx context.Context, t testing.TB, s *mcp.ClientSession, tool strin
 		b, _ := json.Marshal(res.StructuredContent)
 		t.Fatalf("%s(%v): want a tool error, got success: %s", tool, args, b)
 	}
-	return textOf(res)
-}
-
-func textOf(res *mcp.CallToolResult) string {
-	var sb strings.Builder
-	for _, c := range res.Content {
-		if tc, ok := c.(*mcp.TextContent); ok {
-			sb.WriteString(tc.Text)
-		}
-	}
-	return sb.String()
+	return testdaemon.Text(res)
 }
 
 // scanLines is a tiny helper for reading a file's lines in assertions.

@@ -13,6 +13,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/agentiso/agentiso/internal/network"
+	"github.com/agentiso/agentiso/internal/testdaemon"
 	"github.com/agentiso/agentiso/internal/testenv/netns"
 )
 
@@ -427,7 +428,7 @@ func logConsoleOnFailure(t *testing.T, s *mcp.ClientSession, id, name string) {
 	defer cancel()
 	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "workspace_logs", Arguments: map[string]any{"workspace_id": id, "log_type": "all", "max_lines": 60}})
 	if err == nil && !res.IsError {
-		t.Logf("%s's console and QEMU log:\n%s", name, textOf(res))
+		t.Logf("%s's console and QEMU log:\n%s", name, testdaemon.Text(res))
 	}
 }
 

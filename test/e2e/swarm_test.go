@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/agentiso/agentiso/internal/testdaemon"
 )
 
 type prepareOut struct {
@@ -84,7 +86,7 @@ func swarmRun(ctx context.Context, t *testing.T, s *mcp.ClientSession, token str
 		t.Fatalf("swarm_run: protocol error: %v", err)
 	}
 	if res.IsError {
-		t.Fatalf("swarm_run: tool error: %s", textOf(res))
+		t.Fatalf("swarm_run: tool error: %s", testdaemon.Text(res))
 	}
 	var out swarmOut
 	b, _ := json.Marshal(res.StructuredContent)
