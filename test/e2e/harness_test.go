@@ -66,8 +66,7 @@ func agentisoBinary(t testing.TB) string {
 // daemon start starts (e.g. a pause point for a crash test).
 type daemon struct {
 	*testdaemon.Daemon
-	t    testing.TB
-	opts daemonOpts
+	t testing.TB
 }
 
 // daemonOpts change how a test daemon runs.
@@ -113,7 +112,7 @@ func startDaemonIn(t testing.TB, server, extra string, opts daemonOpts, prepare 
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{Daemon: td, t: t, opts: opts}
+	d := &daemon{Daemon: td, t: t}
 	netSection := ""
 	if opts.hostNetwork {
 		netSection = "\n[network]\nenabled = false\n"
