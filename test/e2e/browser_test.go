@@ -124,7 +124,8 @@ func TestDashboardInBrowser(t *testing.T) {
 // networking on (where its dashboard listens), creates a workspace, adds a
 // port forward, changes the network policy and removes the forward.
 // Screenshots are saved in test-artifacts/dashboard-network/. The daemon's
-// state is then read over the CLI's API socket.
+// state is then read over the CLI's API socket, through which a forward to
+// a server in the workspace is made, used from loopback and removed.
 func TestDashboardNetworkInBrowser(t *testing.T) {
 	testenv.Require(t, "root", "qemu", "image", "chromium", "web", "netns")
 	section, base := dashboardConfig(t)
@@ -185,6 +186,36 @@ func TestDashboardNetworkInBrowser(t *testing.T) {
 		if !slices.Contains(got, want) {
 			t.Errorf("the audit log has no dashboard %s (has %v)", want, got)
 		}
+	}
+	// A forward made through the API's route carries traffic to the
+	// workspace, and stops when removed through it.
+	post := func(path, body string, out any) int {
+		resp, err := c.Post("http://agentiso/api/v1/"+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if out != nil {
+			json.NewDecoder(resp.Body).Decode(out)
+		}
+		return resp.StatusCode
+	}
+	if st := post("workspaces/net-ws/exec", `{"command":"setsid python3 -m http.server 8080 >/dev/null 2>&1 < /dev/null &"}`, nil); st != 200 {
+		t.Fatalf("starting a server in the workspace: %d", st)
+	}
+	var fwd struct {
+		HostPort int `json:"host_port"`
+	}
+	if st := post("workspaces/net-ws/port_forwards", `{"guest_port":8080}`, &fwd); st != 200 || fwd.HostPort == 0 {
+		t.Fatalf("adding a forward: %d %+v", st, fwd)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", fwd.HostPort)
+	waitFor(t, time.Minute, "the forward from loopback", func() bool { return dialRead(t, d.netns, addr, 3*time.Second) })
+	if st := call("DELETE", "workspaces/net-ws/port_forwards/8080", nil); st != 200 {
+		t.Fatalf("removing the forward: %d", st)
+	}
+	if dialRead(t, d.netns, addr, 2*time.Second) {
+		t.Error("the removed forward still reaches the workspace")
 	}
 	if st := call("DELETE", "workspaces/net-ws", nil); st != 200 {
 		t.Errorf("destroying the workspace: %d", st)
