@@ -21,7 +21,8 @@ import (
 // headless Chromium, driven by playwright-core, uses the dashboard of a
 // real daemon with real VMs (log in, create a workspace, terminals, exec,
 // files, a snapshot, a one-member team whose tasks are dragged on the
-// kanban, a message to it, vault notes, every screen, destroy, log out).
+// kanban and one moved by the CLI while the page watches, a message to it,
+// vault notes, every screen, destroy, log out).
 // Screenshots of each screen are saved in test-artifacts/dashboard/.
 func TestDashboardInBrowser(t *testing.T) {
 	testenv.Require(t, "root", "qemu", "image", "chromium", "web")
@@ -40,7 +41,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	cmd.Dir = filepath.Join(root, "web")
 	cmd.Env = append(os.Environ(), "DASHBOARD_URL="+base, "DASHBOARD_TOKEN="+dashToken,
 		"ARTIFACTS_DIR="+artifacts, "CHROMIUM="+testenv.ChromiumPath, "WORKSPACE=browser-ws",
-		"TEAM=crew", "VAULT_DIR="+vaultDir)
+		"TEAM=crew", "VAULT_DIR="+vaultDir, "AGENTISO_BIN="+d.bin, "API_SOCKET="+filepath.Join(d.runDir, "api.sock"))
 	out, err := cmd.CombinedOutput()
 	t.Logf("browser test:\n%s", out)
 	if err != nil {
@@ -87,8 +88,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	tasks := filepath.Join(vaultDir, "teams", "crew", "tasks")
 	for file, wants := range map[string][]string{
 		"design.md": {"status: blocked", "owner: dev", "# Design the parser"},
-		"build.md":  {"status: review", "depends_on:", "- design"},
-		"INDEX.md":  {"| [[design]] | blocked | dev |", "| [[build]] | review | dev | design |"},
+		"build.md":  {"status: done", "depends_on:", "- design"},
+		"INDEX.md":  {"| [[design]] | blocked | dev |", "| [[build]] | done | dev | design |"},
 	} {
 		b, err := os.ReadFile(filepath.Join(tasks, file))
 		for _, w := range wants {

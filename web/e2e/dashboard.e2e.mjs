@@ -9,8 +9,10 @@
 //
 // Env: DASHBOARD_URL, DASHBOARD_TOKEN, ARTIFACTS_DIR, CHROMIUM (default
 // /usr/bin/chromium), WORKSPACE (default browser-ws), TEAM (default crew),
-// VAULT_DIR (the daemon's vault on disk; the board checks need it).
+// VAULT_DIR (the daemon's vault on disk; the board checks need it),
+// AGENTISO_BIN and API_SOCKET (the CLI moves a task while the page watches).
 import { chromium } from "playwright-core";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -20,8 +22,10 @@ const out = process.env.ARTIFACTS_DIR ?? "test-artifacts/dashboard";
 const name = process.env.WORKSPACE ?? "browser-ws";
 const teamName = process.env.TEAM ?? "crew";
 const vaultDir = process.env.VAULT_DIR;
-if (!url || !token || !vaultDir) {
-  console.error("DASHBOARD_URL, DASHBOARD_TOKEN and VAULT_DIR are required");
+const cliBin = process.env.AGENTISO_BIN;
+const apiSocket = process.env.API_SOCKET;
+if (!url || !token || !vaultDir || !cliBin || !apiSocket) {
+  console.error("DASHBOARD_URL, DASHBOARD_TOKEN, VAULT_DIR, AGENTISO_BIN and API_SOCKET are required");
   process.exit(2);
 }
 mkdirSync(out, { recursive: true });
@@ -261,6 +265,15 @@ try {
     await page.keyboard.press("ArrowRight");
     await card("blocked", "design").waitFor();
     await waitOnDisk(`teams/${teamName}/tasks/INDEX.md`, ["| [[design]] | blocked | dev |", "| [[build]] | review | dev | design |"]);
+  });
+  await step("kanban: a move made with the CLI shows up live", async () => {
+    const cli = (...args) => execFileSync(cliBin, [...args, "--socket", apiSocket], { encoding: "utf8" });
+    const moved = cli("task", "move", teamName, "build", "done");
+    if (!moved.includes("build is now done")) throw new Error(`agentiso task move: ${moved}`);
+    await card("done", "build").waitFor({ timeout: 10_000 });
+    const list = cli("task", "list", teamName);
+    if (!/done\s+build\s+Build the parser/.test(list)) throw new Error(`agentiso task list:\n${list}`);
+    await waitOnDisk(`teams/${teamName}/tasks/INDEX.md`, ["| [[build]] | done | dev | design |"]);
   });
   await step("teams: message every member as the operator", async () => {
     const form = page.getByRole("form", { name: "send message" });
