@@ -116,7 +116,7 @@ export function WorkspaceDetail({ id }: { id: string }) {
 }
 
 export function Unavailable({ what }: { what: string }) {
-  return <p className="muted">{what}: not available on this daemon yet.</p>;
+  return <p className="muted">{what}: not enabled on this daemon.</p>;
 }
 
 /** Several terminal tabs into one workspace. */
