@@ -158,7 +158,14 @@ function TeamDetail({ t }: { t: Team }) {
         </h2>
         <span className={`state state-${t.state === "ready" ? "running" : t.state}`}>{t.state}</span>
         <span className="small muted">
-          {t.used_vms} of {t.max_vms} VMs{t.sub_teams.length > 0 && `; sub-teams: ${t.sub_teams.join(", ")}`}
+          {t.used_vms} of {t.max_vms} VMs
+          {t.sub_teams.length > 0 && "; sub-teams: "}
+          {t.sub_teams.map((s, i) => (
+            <span key={s}>
+              {i > 0 && ", "}
+              <a href={`#/teams/${encodeURIComponent(s)}`}>{s}</a>
+            </span>
+          ))}
         </span>
         <span className="spacer" />
         <ConfirmButton label="Destroy team" danger question={`Destroy ${t.name}, its sub-teams and their workspaces?`} onConfirm={destroy} />
