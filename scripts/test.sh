@@ -30,7 +30,7 @@ export AGENTISO_TEST_IMAGE_DIR=${AGENTISO_TEST_IMAGE_DIR:-/var/cache/agentiso/te
 
 echo "== tests"
 go test -count=1 -timeout 25m ./...
-go test -count=1 -race -timeout 15m ./internal/channel/ ./internal/guest/ ./internal/state/ ./internal/workspace/ ./internal/daemon/ ./internal/protocol/ ./internal/api/ ./internal/dashboard/ ./internal/swarm/ ./internal/mcpserver/
+go test -count=1 -race -timeout 15m ./internal/channel/ ./internal/guest/ ./internal/state/ ./internal/workspace/ ./internal/daemon/ ./internal/protocol/ ./internal/api/ ./internal/dashboard/ ./internal/swarm/ ./internal/mcpserver/ ./internal/team/ ./internal/bridge/
 
 echo "== benchmarks (short mode)"
 go test -run '^$' -bench . -benchtime 1x -timeout 20m ./internal/vm/ ./internal/channel/

@@ -51,6 +51,8 @@ type Config struct {
 	Vault     Vault     `toml:"vault" comment:"The shared markdown knowledge base, on the host."`
 	Dashboard Dashboard `toml:"dashboard" comment:"The web dashboard and its REST API."`
 	API       API       `toml:"api" comment:"The REST API's Unix socket, for the CLI."`
+	Team      Team      `toml:"team" comment:"Teams of agents: nesting, budgets, messages and task assignments."`
+	Bridge    Bridge    `toml:"bridge" comment:"The MCP bridge for agents inside workspaces."`
 }
 
 // Server configures the daemon process.
@@ -254,6 +256,8 @@ func Default() Config {
 		Vault:     defaultVault(),
 		Dashboard: DefaultDashboard(),
 		API:       DefaultAPI(),
+		Team:      defaultTeam(),
+		Bridge:    defaultBridge(),
 	}
 }
 

@@ -50,6 +50,8 @@ func (c Config) Validate() error {
 	c.Secrets.validate(&p)
 	c.Limits.validate(&p)
 	c.Vault.validate(&p)
+	c.Team.validate(&p)
+	c.validateBridge(&p)
 	c.Dashboard.validate(&p)
 	c.API.validate(&p)
 	if len(p) == 0 {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/agentiso/agentiso/internal/bridge"
 	"github.com/agentiso/agentiso/internal/channel"
 	"github.com/agentiso/agentiso/internal/config"
 	"github.com/agentiso/agentiso/internal/dashboard"
@@ -25,6 +26,7 @@ import (
 	"github.com/agentiso/agentiso/internal/session"
 	"github.com/agentiso/agentiso/internal/state"
 	"github.com/agentiso/agentiso/internal/storage"
+	"github.com/agentiso/agentiso/internal/team"
 	"github.com/agentiso/agentiso/internal/vault"
 	"github.com/agentiso/agentiso/internal/vm"
 	"github.com/agentiso/agentiso/internal/workspace"
@@ -37,6 +39,8 @@ type Daemon struct {
 	store     *state.Store
 	manager   *workspace.Manager
 	vault     *vault.Vault // nil when [vault] is disabled
+	teams     *team.Service
+	bridge    *bridge.Server // nil when [bridge] is disabled
 	mcpDeps   mcpserver.Deps
 	dash      *dashboard.Server
 	accel     qemu.Accel
@@ -185,6 +189,43 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		vaultDep = d.vault
 		log.Info("vault open", "dir", cfg.VaultDir())
 	}
+	var teamBridge team.Bridge // stays a nil interface when the bridge is disabled
+	if cfg.Bridge.Enabled {
+		if teamBridge, err = d.startBridge(cfg); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				d.bridge.Close()
+			}
+		}()
+	}
+	var teamVault team.Vault // stays a nil interface when the vault is disabled
+	if d.vault != nil {
+		teamVault = d.vault
+	}
+	d.teams, err = team.New(team.Config{
+		Store: store, Workspaces: d.manager, Vault: teamVault, Bridge: teamBridge, Network: d.manager, Logger: log,
+		Limits: team.Limits{
+			MaxDepth: cfg.Team.MaxDepth, MaxMembers: cfg.Team.MaxMembers, DefaultMaxVMs: cfg.Team.DefaultMaxVMs,
+			MessagesPerMinute: cfg.Team.MessagesPerMinute, TasksPerGuest: cfg.Team.TasksPerGuest,
+			Exec: workspace.ExecLimits{
+				DefaultTimeout: cfg.Exec.DefaultTimeout(), MaxTimeout: cfg.Exec.MaxTimeout(),
+				DefaultMaxOutputBytes: cfg.Exec.DefaultMaxOutputBytes, MaxOutputBytes: cfg.Exec.MaxOutputBytes,
+			},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := d.teams.Recover(ctx); err != nil {
+		return nil, fmt.Errorf("recovering team tasks: %w", err)
+	}
+	d.teams.RegrantAll(ctx)
+	if d.vault != nil {
+		// The vault tool sees the task boards' rules.
+		vaultDep = d.teams.Board(d.vault)
+	}
 	git, err := gitops.New(gitops.Config{
 		Workspaces: d.manager, MaxTimeout: cfg.Exec.MaxTimeout(), MaxOutputBytes: cfg.Exec.MaxOutputBytes, Logger: log,
 	})
@@ -197,6 +238,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	}
 	d.mcpDeps = mcpserver.Deps{
 		Vault:      vaultDep,
+		Teams:      d.teams,
 		Git:        git,
 		Swarm:      sw,
 		Workspaces: d.manager,
@@ -307,6 +349,10 @@ func (d *Daemon) audit(ctx context.Context, r mcpserver.AuditRecord) {
 
 // Close detaches from the VMs (they keep running) and closes the state.
 func (d *Daemon) Close() error {
+	if d.bridge != nil {
+		d.bridge.Close()
+	}
+	d.teams.Close()
 	d.manager.Close()
 	if d.vault != nil {
 		d.vault.Close()

@@ -73,6 +73,17 @@ func (t *tools) guard(next mcp.MethodHandler) mcp.MethodHandler {
 				Content: []mcp.Content{&mcp.TextContent{Text: errdefs.Public(err)}},
 			}, nil
 		}
+		if t.d.Scope != nil {
+			if err := t.d.Scope.check(tool, call.Params.Arguments); err != nil {
+				if t.d.Audit != nil {
+					t.d.Audit(ctx, AuditRecord{Caller: t.caller, Tool: tool, Target: args.WorkspaceID, Err: err})
+				}
+				return &mcp.CallToolResult{
+					IsError: true,
+					Content: []mcp.Content{&mcp.TextContent{Text: errdefs.Public(err)}},
+				}, nil
+			}
+		}
 		return next(ctx, method, req)
 	}
 }

@@ -56,6 +56,11 @@ type Deps struct {
 	// Vault is the shared knowledge base; nil when the configuration
 	// disables it (the vault tool then says so).
 	Vault Vault
+	// Teams, when set, serves the team tool.
+	Teams Teams
+	// Scope, when set, confines the server to one workspace and its team
+	// (the MCP bridge).
+	Scope *Scope
 	// Audit, when set, receives every tool call.
 	Audit  func(ctx context.Context, r AuditRecord)
 	Logger *slog.Logger
@@ -108,6 +113,9 @@ func NewServer(d Deps, caller workspace.Caller) *mcp.Server {
 	t := &tools{d: d, caller: caller}
 	s.AddReceivingMiddleware(t.guard)
 	t.register(s)
+	if d.Scope != nil {
+		d.Scope.restrict(s, t.names)
+	}
 	return s
 }
 
@@ -115,6 +123,8 @@ func NewServer(d Deps, caller workspace.Caller) *mcp.Server {
 type tools struct {
 	d      Deps
 	caller workspace.Caller
+	// names are the registered tools.
+	names []string
 }
 
 // add registers one tool with audit and error mapping around its handler.
@@ -129,6 +139,7 @@ func add[In, Out any](t *tools, s *mcp.Server, name, desc string, target func(In
 func addTool[In, Out any](t *tools, s *mcp.Server, tool *mcp.Tool, target func(In) string,
 	h func(ctx context.Context, req *mcp.CallToolRequest, in In) (Out, error)) {
 	name := tool.Name
+	t.names = append(t.names, name)
 	mcp.AddTool(s, tool,
 		func(ctx context.Context, req *mcp.CallToolRequest, in In) (*mcp.CallToolResult, Out, error) {
 			start := time.Now()
@@ -170,6 +181,7 @@ func (t *tools) register(s *mcp.Server) {
 	t.registerSnapshotTools(s)
 	t.registerSessionTools(s)
 	t.registerVaultTools(s)
+	t.registerTeamTools(s)
 	if t.d.Git != nil {
 		t.registerGitTools(s)
 	}

@@ -1,0 +1,175 @@
+package bridge
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// TestM23_TokensAre256BitRandom: a token is 32 random bytes, one per
+// workspace; a new one ends the old.
+func TestM23_TokensAre256BitRandom(t *testing.T) {
+	ts := NewTokens()
+	seen := map[string]bool{}
+	for i := range 2000 {
+		tok, err := ts.Issue(Grant{WorkspaceID: fmt.Sprint("ws", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := base64.RawURLEncoding.DecodeString(tok.Reveal())
+		if err != nil || len(raw) != 32 {
+			t.Fatalf("token of %d bytes (%v); want 32", len(raw), err)
+		}
+		if seen[tok.Reveal()] {
+			t.Fatal("a token repeated")
+		}
+		seen[tok.Reveal()] = true
+		if fmt.Sprint(tok) != "[redacted]" {
+			t.Fatalf("a token prints as %q", fmt.Sprint(tok))
+		}
+	}
+	old, _ := ts.Issue(Grant{WorkspaceID: "w"})
+	cur, _ := ts.Issue(Grant{WorkspaceID: "w"})
+	if _, ok := ts.Lookup(old.Reveal()); ok {
+		t.Fatal("a replaced token still works")
+	}
+	if g, ok := ts.Lookup(cur.Reveal()); !ok || g.WorkspaceID != "w" {
+		t.Fatal("the current token does not work")
+	}
+	ts.Revoke("w")
+	if _, ok := ts.Lookup(cur.Reveal()); ok {
+		t.Fatal("a revoked token still works")
+	}
+}
+
+// syncBuffer is a log sink the server's goroutines may write to.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestM6_TokensNeverLogged sends the bridge wrong, revoked, malformed and
+// right tokens with every log at debug level, and finds no part of any
+// token (8 characters or more) in the log.
+func TestM6_TokensNeverLogged(t *testing.T) {
+	var logs syncBuffer
+	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ts := NewTokens()
+	srv, err := Listen(Config{Listen: "127.0.0.1:0", Tokens: ts, Logger: log, NewServer: func(g Grant) (*mcp.Server, error) {
+		return mcp.NewServer(&mcp.Implementation{Name: "t", Version: "1"}, nil), nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	t.Cleanup(func() { srv.Close() })
+
+	good, _ := ts.Issue(Grant{WorkspaceID: "a"})
+	revoked, _ := ts.Issue(Grant{WorkspaceID: "b"})
+	ts.Revoke("b")
+	// Same prefix as the good token, wrong tail: a log of a prefix would
+	// show the good token's first characters.
+	g := good.Reveal()
+	nearMiss := g[:20] + strings.Repeat("A", len(g)-20)
+	wrong := []string{nearMiss, revoked.Reveal(), "short", g + "x", strings.Repeat("Z", 200)}
+	for _, tok := range wrong {
+		req, _ := http.NewRequest("POST", srv.URL(), strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}`))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("token %.4s...: status %d; want 401", tok, resp.StatusCode)
+		}
+	}
+	// The right token opens a session.
+	c := mcp.NewClient(&mcp.Implementation{Name: "c", Version: "1"}, nil)
+	sess, err := c.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: srv.URL(),
+		HTTPClient: &http.Client{Transport: bearerTransport(g)}}, nil)
+	if err != nil {
+		t.Fatalf("the right token: %v", err)
+	}
+	sess.Close()
+
+	out := logs.String()
+	if !strings.Contains(out, "without a valid token") {
+		t.Fatalf("refusals were not logged at all:\n%s", out)
+	}
+	for _, tok := range append(wrong, g) {
+		for i := 0; i+8 <= len(tok); i++ {
+			if strings.Contains(out, tok[i:i+8]) && !strings.Contains(tok[i:i+8], "AAAA") && !strings.Contains(tok[i:i+8], "ZZZZ") {
+				t.Fatalf("the log holds part of a token (%d..%d):\n%s", i, i+8, out)
+			}
+		}
+	}
+}
+
+// bearerTransport adds the bridge token to every request.
+type bearerTransport string
+
+func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+string(b))
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestL5_BridgeRequiresToken: every request to the bridge needs a valid
+// bearer token before any MCP handling: none, another scheme or an empty
+// token is refused, and no server is built for it.
+func TestL5_BridgeRequiresToken(t *testing.T) {
+	built := 0
+	ts := NewTokens()
+	srv, err := Listen(Config{Listen: "127.0.0.1:0", Tokens: ts, NewServer: func(g Grant) (*mcp.Server, error) {
+		built++
+		return mcp.NewServer(&mcp.Implementation{Name: "t", Version: "1"}, nil), nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	t.Cleanup(func() { srv.Close() })
+	good, _ := ts.Issue(Grant{WorkspaceID: "a"})
+	for _, h := range []string{"", "Basic " + good.Reveal(), "Bearer ", "Bearer" + good.Reveal(), good.Reveal()} {
+		req, _ := http.NewRequest("POST", srv.URL(), strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}`))
+		if h != "" {
+			req.Header.Set("Authorization", h)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("Authorization %.12q: status %d; want 401", h, resp.StatusCode)
+		}
+	}
+	if built != 0 {
+		t.Fatalf("%d servers built for unauthenticated requests", built)
+	}
+}
