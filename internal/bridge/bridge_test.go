@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -171,5 +172,42 @@ func TestL5_BridgeRequiresToken(t *testing.T) {
 	}
 	if built != 0 {
 		t.Fatalf("%d servers built for unauthenticated requests", built)
+	}
+}
+
+// TestM5_TokenBoundToItsWorkspaceAddress: a token works only in requests
+// from its workspace's address; the same token from any other address (a
+// fork that resumed the workspace's memory, a peer it was handed to) is
+// refused like a wrong one.
+func TestM5_TokenBoundToItsWorkspaceAddress(t *testing.T) {
+	ts := NewTokens()
+	srv, err := Listen(Config{Listen: "127.0.0.1:0", Tokens: ts, NewServer: func(g Grant) (*mcp.Server, error) {
+		return mcp.NewServer(&mcp.Implementation{Name: "t", Version: "1"}, nil), nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	t.Cleanup(func() { srv.Close() })
+	// Requests come from 127.0.0.1.
+	here, _ := ts.Issue(Grant{WorkspaceID: "here", Addr: netip.MustParseAddr("127.0.0.1")})
+	elsewhere, _ := ts.Issue(Grant{WorkspaceID: "elsewhere", Addr: netip.MustParseAddr("10.99.0.7")})
+	status := func(tok string) int {
+		req, _ := http.NewRequest("POST", srv.URL(), strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}`))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := status(elsewhere.Reveal()); got != http.StatusUnauthorized {
+		t.Fatalf("a token used from another address: status %d; want 401", got)
+	}
+	if got := status(here.Reveal()); got != http.StatusOK {
+		t.Fatalf("a token used from its own address: status %d; want 200", got)
 	}
 }

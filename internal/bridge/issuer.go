@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"fmt"
+	"net/netip"
 
 	"github.com/agentiso/agentiso/internal/workspace"
 )
@@ -16,16 +17,17 @@ const (
 	EnvToken = "AGENTISO_BRIDGE_TOKEN"
 )
 
-// EnvSetter sets a workspace's persistent exec environment (the workspace
-// manager).
-type EnvSetter interface {
+// Guests is what the issuer needs of the workspace manager: a workspace's
+// address, and its persistent exec environment.
+type Guests interface {
+	Info(ctx context.Context, c workspace.Caller, ref string) (*workspace.Info, error)
 	SetEnv(ctx context.Context, c workspace.Caller, ref string, vars map[string]string, unset []string) (*workspace.EnvResult, error)
 }
 
 // Issuer issues tokens and delivers them to guests (team.Bridge).
 type Issuer struct {
 	Tokens *Tokens
-	Env    EnvSetter
+	Guests Guests
 	// URL is the endpoint as seen from inside a workspace.
 	URL string
 	// DefaultTools is the allowlist of a team that names none.
@@ -40,18 +42,31 @@ type Issuer struct {
 // deliverer is who delivers a token: the daemon, on behalf of the team.
 var deliverer = workspace.Caller{Actor: "bridge", Admin: true}
 
-// Grant issues workspaceID a new token for tools (nil: the default) and
-// puts it into the guest's memory over the host channel. On failure the
-// token is revoked; the error never holds it.
+// Grant issues workspaceID a new token for tools (nil: the default), bound
+// to the workspace's current address, and puts it into the guest's memory
+// over the host channel. The workspace's previous token stops working. On
+// failure the new token is revoked too; the error never holds it.
 func (i *Issuer) Grant(ctx context.Context, team, member, workspaceID, workspaceName string, tools []string) error {
 	if tools == nil {
 		tools = i.DefaultTools
 	}
-	tok, err := i.Tokens.Issue(Grant{WorkspaceID: workspaceID, WorkspaceName: workspaceName, Team: team, Member: member, Tools: tools})
+	w, err := i.Guests.Info(ctx, deliverer, workspaceID)
+	if err != nil {
+		i.Tokens.Revoke(workspaceID)
+		return fmt.Errorf("finding the workspace of member %s: %w", member, err)
+	}
+	var addr netip.Addr
+	if w.IP != "" {
+		if addr, err = netip.ParseAddr(w.IP); err != nil {
+			i.Tokens.Revoke(workspaceID)
+			return fmt.Errorf("the address of member %s: %w", member, err)
+		}
+	}
+	tok, err := i.Tokens.Issue(Grant{WorkspaceID: workspaceID, WorkspaceName: workspaceName, Team: team, Member: member, Tools: tools, Addr: addr})
 	if err != nil {
 		return err
 	}
-	_, err = i.Env.SetEnv(ctx, deliverer, workspaceID, map[string]string{EnvURL: i.URL, EnvToken: tok.Reveal()}, nil)
+	_, err = i.Guests.SetEnv(ctx, deliverer, workspaceID, map[string]string{EnvURL: i.URL, EnvToken: tok.Reveal()}, nil)
 	if err != nil {
 		i.Tokens.Revoke(workspaceID)
 		return fmt.Errorf("delivering the bridge token of member %s: %w", member, err)

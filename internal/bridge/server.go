@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -90,11 +91,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	tok, ok := bearer(r.Header.Get("Authorization"))
-	var g Grant
-	if ok {
-		g, ok = s.cfg.Tokens.Lookup(tok)
-	}
+	g, ok := s.authorize(r)
 	if !ok {
 		s.cfg.Logger.Warn("mcp bridge refused a request without a valid token", "remote", r.RemoteAddr)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="agentiso"`)
@@ -114,8 +111,7 @@ func (s *Server) handler(g Grant) *mcp.StreamableHTTPHandler {
 		h = mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server {
 			// The grant is looked up again: the request that opens a
 			// session carries the current token of this workspace.
-			tok, _ := bearer(r.Header.Get("Authorization"))
-			cur, ok := s.cfg.Tokens.Lookup(tok)
+			cur, ok := s.authorize(r)
 			if !ok || cur.WorkspaceID != id {
 				return nil
 			}
@@ -136,6 +132,26 @@ func (s *Server) Forget(workspaceID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.handlers, workspaceID)
+}
+
+// authorize returns the grant of r's bearer token when the token is live
+// and r comes from the token's workspace.
+func (s *Server) authorize(r *http.Request) (Grant, bool) {
+	tok, ok := bearer(r.Header.Get("Authorization"))
+	if !ok {
+		return Grant{}, false
+	}
+	g, ok := s.cfg.Tokens.Lookup(tok)
+	if !ok {
+		return Grant{}, false
+	}
+	if g.Addr.IsValid() {
+		from, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil || from.Addr().Unmap() != g.Addr {
+			return Grant{}, false
+		}
+	}
+	return g, true
 }
 
 func bearer(h string) (string, bool) {

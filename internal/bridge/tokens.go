@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"net/netip"
 	"sync"
 
 	"github.com/agentiso/agentiso/internal/secret"
@@ -29,6 +30,13 @@ type Grant struct {
 	Team, Member string
 	// Tools is the allowlist.
 	Tools []string
+	// Addr is the workspace's address on the workspaces' network: the
+	// token works only in requests from it. A copy of the token anywhere
+	// else (in a fork that resumed the workspace's memory, or handed to a
+	// peer) is refused: no other VM can send from this address (per-TAP
+	// anti-spoofing). Zero only for a workspace without a network, which
+	// cannot reach the bridge.
+	Addr netip.Addr
 }
 
 // Tokens holds the live tokens, one per workspace. Lookups go by the

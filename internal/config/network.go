@@ -21,7 +21,7 @@ type Network struct {
 	DefaultAllowInternet bool  `toml:"default_allow_internet" comment:"Internet access of a workspace whose create call does not say."`
 	VMServicePorts       []int `toml:"vm_service_ports" comment:"TCP ports on the bridge address that workspaces may reach: services the daemon runs for them. Everything else on the host is closed to them."`
 	// ReservedPorts are the daemon's own ports (finding L-1).
-	ReservedPorts  []int `toml:"reserved_ports" comment:"Host ports no port forward may take, besides those below 1024: the daemon's own (MCP bridge, dashboard)."`
+	ReservedPorts  []int `toml:"reserved_ports" comment:"Host ports no port forward may take, besides those below 1024 and the dashboard's and MCP bridge's own ports (always reserved, wherever they are configured)."`
 	ForwardPortMin int   `toml:"forward_port_min" comment:"Lowest host port given to a port forward that names none."`
 	ForwardPortMax int   `toml:"forward_port_max" comment:"Highest host port given to a port forward that names none."`
 }

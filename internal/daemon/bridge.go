@@ -34,7 +34,7 @@ func (d *Daemon) startBridge(cfg config.Config) (*bridge.Issuer, error) {
 	}()
 	d.log.Info("mcp bridge listening", "addr", srv.Addr())
 	return &bridge.Issuer{
-		Tokens: tokens, Env: d.manager, URL: srv.URL(), DefaultTools: cfg.Bridge.Tools,
+		Tokens: tokens, Guests: d.manager, URL: srv.URL(), DefaultTools: cfg.Bridge.Tools,
 		ScopableTools: mcpserver.ScopableTools, OnRevoke: srv.Forget,
 	}, nil
 }
@@ -50,4 +50,14 @@ func (d *Daemon) bridgeServer(g bridge.Grant) (*mcp.Server, error) {
 	deps := d.mcpDeps
 	deps.Scope = &mcpserver.Scope{WorkspaceID: g.WorkspaceID, WorkspaceName: g.WorkspaceName, Team: g.Team, Member: g.Member, Tools: g.Tools}
 	return mcpserver.NewServer(deps, workspace.Caller{SessionID: w.Owner, Actor: "bridge"}), nil
+}
+
+// instanceEnv is the persistent exec environment that belongs to one
+// workspace: the bridge's URL and token. A fork of a memory snapshot drops
+// it before anything else, so it never holds another workspace's token.
+func instanceEnv(cfg config.Config) []string {
+	if !cfg.Bridge.Enabled {
+		return nil
+	}
+	return []string{bridge.EnvURL, bridge.EnvToken}
 }

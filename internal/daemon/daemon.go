@@ -166,7 +166,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 			Enabled: cfg.Pool.Template, Dir: cfg.TemplatesDir(),
 			Salt: fmt.Sprintf("%s\x00%s", d.accel, cfg.VM.QEMUBinary),
 		},
-		Pool: workspace.PoolOptions{Enabled: cfg.Pool.Enabled, Size: cfg.Pool.Size, MaxMemoryMB: cfg.Pool.MaxMemoryMB},
+		Pool:        workspace.PoolOptions{Enabled: cfg.Pool.Enabled, Size: cfg.Pool.Size, MaxMemoryMB: cfg.Pool.MaxMemoryMB},
+		InstanceEnv: instanceEnv(cfg),
 	})
 	if err != nil {
 		return nil, err
@@ -222,6 +223,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 		return nil, fmt.Errorf("recovering team tasks: %w", err)
 	}
 	d.teams.RegrantAll(ctx)
+	// A member that starts again gets a new token in its new guest.
+	d.manager.OnStarted(d.teams.MemberStarted)
 	if d.vault != nil {
 		// The vault tool sees the task boards' rules.
 		vaultDep = d.teams.Board(d.vault)

@@ -29,7 +29,7 @@ func setupNetwork(cfg config.Config, log *slog.Logger) (*workspace.NetworkOption
 		DNS:                  cfg.Network.DNS(),
 		DefaultAllowInternet: cfg.Network.DefaultAllowInternet,
 		VMServicePorts:       cfg.Network.VMServicePorts,
-		ReservedPorts:        cfg.Network.ReservedPorts,
+		ReservedPorts:        cfg.DaemonPorts(),
 		ForwardPortMin:       cfg.Network.ForwardPortMin,
 		ForwardPortMax:       cfg.Network.ForwardPortMax,
 	}, nil

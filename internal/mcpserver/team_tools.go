@@ -26,7 +26,7 @@ type teamIn struct {
 	// create
 	Roles        []team.Role `json:"roles,omitempty" jsonschema:"create: the members, each {name, role, skills, description}; each gets workspace {team}-{name}"`
 	MaxVMs       int         `json:"max_vms,omitempty" jsonschema:"create: the team's VM budget, shared with its sub-teams (default 10, or the parent's)"`
-	BaseSnapshot string      `json:"base_snapshot,omitempty" jsonschema:"create: not supported yet; members boot the base image"`
+	BaseSnapshot string      `json:"base_snapshot,omitempty" jsonschema:"create: {workspace}/{snapshot}: every member is a fork of that snapshot of one of your workspaces (its size and internet access); default: members boot the base image"`
 	ParentTeam   string      `json:"parent_team,omitempty" jsonschema:"create: make a sub-team of this team, sharing its VM budget"`
 	BridgeTools  []string    `json:"bridge_tools,omitempty" jsonschema:"create: the tools the members' MCP bridge tokens allow (default: the daemon's [bridge] tools)"`
 	// message, receive
@@ -44,7 +44,7 @@ type teamListOut struct {
 
 func (t *tools) registerTeamTools(s *mcp.Server) {
 	add(t, s, "team",
-		"Teams of agents: create (name, roles, max_vms, parent_team) gives every member its own workspace "+
+		"Teams of agents: create (name, roles, max_vms, parent_team, base_snapshot) gives every member its own workspace "+
 			"{team}-{member}, an agent card at teams/{team}/cards/{member}.json in the vault and a task board under "+
 			"teams/{team}/tasks/; destroy (cascades to sub-teams), status, list; message (agent, to, content, "+
 			"message_type) stores a message in an inbox, or with message_type task_assignment has the member's "+
@@ -59,10 +59,8 @@ func (t *tools) registerTeamTools(s *mcp.Server) {
 			}
 			switch in.Action {
 			case "create":
-				if in.BaseSnapshot != "" {
-					return nil, errdefs.Unavailablef("base_snapshot: not supported yet; leave it out to boot the base image")
-				}
-				return ts.Create(ctx, c, team.CreateRequest{Name: in.Name, Roles: in.Roles, MaxVMs: in.MaxVMs, ParentTeam: in.ParentTeam, BridgeTools: in.BridgeTools})
+				return ts.Create(ctx, c, team.CreateRequest{Name: in.Name, Roles: in.Roles, MaxVMs: in.MaxVMs, ParentTeam: in.ParentTeam,
+					BridgeTools: in.BridgeTools, BaseSnapshot: in.BaseSnapshot})
 			case "destroy":
 				return ts.Destroy(ctx, c, in.Name)
 			case "status":

@@ -72,6 +72,21 @@ func (s *Service) revokeAll(ms []state.TeamMember) {
 // bridge token: tokens are never persisted, so a daemon start issues new
 // ones. A member whose guest cannot take one is logged and skipped.
 func (s *Service) RegrantAll(ctx context.Context) {
+	s.regrant(ctx, "")
+}
+
+// MemberStarted gives a member workspace that runs on a fresh guest
+// (workspace_start, a restore: the guest's memory, and the token that was
+// in it, are new) a new bridge token; the one it had stops working. It is
+// the workspace manager's OnStarted function; a workspace in no team is
+// left alone.
+func (s *Service) MemberStarted(ctx context.Context, workspaceID string) {
+	s.regrant(ctx, workspaceID)
+}
+
+// regrant gives the running member workspaces of ready teams (only
+// workspaceID's when not empty) new tokens.
+func (s *Service) regrant(ctx context.Context, workspaceID string) {
 	if s.bridge == nil {
 		return
 	}
@@ -89,13 +104,18 @@ func (s *Service) RegrantAll(ctx context.Context) {
 			continue
 		}
 		for _, m := range ms {
+			if m.WorkspaceID == "" || workspaceID != "" && m.WorkspaceID != workspaceID {
+				continue
+			}
 			w, err := s.store.GetWorkspace(ctx, m.WorkspaceID)
 			if err != nil || w.State != state.WorkspaceRunning {
 				continue
 			}
 			if err := s.bridge.Grant(ctx, t.Name, m.Name, m.WorkspaceID, WorkspaceName(t.Name, m.Name), t.BridgeTools); err != nil {
 				s.log.Warn("giving a member its bridge token", "team", t.Name, "member", m.Name, "err", err)
+				continue
 			}
+			s.log.Info("bridge token given", "team", t.Name, "member", m.Name)
 		}
 	}
 }

@@ -28,6 +28,7 @@ type Workspaces interface {
 	Destroy(ctx context.Context, c workspace.Caller, ref string) error
 	Info(ctx context.Context, c workspace.Caller, ref string) (*workspace.Info, error)
 	Exec(ctx context.Context, c workspace.Caller, ref string, req workspace.ExecRequest) (*workspace.ExecResult, error)
+	Fork(ctx context.Context, c workspace.Caller, ref string, req workspace.ForkRequest) (*workspace.ForkResult, error)
 }
 
 // Vault is what teams need of the vault: cards and the task board.
@@ -154,6 +155,10 @@ type CreateRequest struct {
 	// BridgeTools is the members' MCP bridge allowlist; nil takes the
 	// configured default.
 	BridgeTools []string
+	// BaseSnapshot, "{workspace}/{snapshot}", makes every member a fork
+	// of that snapshot of one of the caller's workspaces; empty: members
+	// boot the base image.
+	BaseSnapshot string
 }
 
 // Member is a member as status shows it.
@@ -251,8 +256,8 @@ func WorkspaceName(team, member string) string { return team + "-" + member }
 
 // Create makes a team: it reserves the members' VMs against the budget of
 // the team and of every ancestor in one transaction, then creates one
-// workspace per member and writes their agent cards. Any failure undoes it
-// all.
+// workspace per member (on the base image, or forked from the base
+// snapshot) and writes their agent cards. Any failure undoes it all.
 func (s *Service) Create(ctx context.Context, c workspace.Caller, req CreateRequest) (*Info, error) {
 	if err := names.Validate("name", req.Name); err != nil {
 		return nil, errdefs.Invalidf("%v", err)
@@ -271,6 +276,10 @@ func (s *Service) Create(ctx context.Context, c workspace.Caller, req CreateRequ
 	if err := s.checkBridgeTools(req.BridgeTools); err != nil {
 		return nil, err
 	}
+	base, err := s.parseBaseSnapshot(ctx, c, req.BaseSnapshot)
+	if err != nil {
+		return nil, err
+	}
 	unlock := s.lock(req.Name)
 	defer unlock()
 
@@ -284,12 +293,12 @@ func (s *Service) Create(ctx context.Context, c workspace.Caller, req CreateRequ
 	// One at a time: the host boots every VM on the same few cores, and
 	// the session's create rate and quotas apply to each.
 	for _, r := range req.Roles {
-		info, err := s.ws.Create(ctx, c, workspace.CreateRequest{Name: WorkspaceName(req.Name, r.Name)})
+		id, err := s.makeMember(ctx, c, base, WorkspaceName(req.Name, r.Name))
 		if err != nil {
 			return nil, fmt.Errorf("creating the workspace of member %s: %w", r.Name, err)
 		}
-		if err := s.store.SetMemberWorkspace(ctx, req.Name, r.Name, info.ID); err != nil {
-			_ = s.ws.Destroy(context.WithoutCancel(ctx), c, info.ID)
+		if err := s.store.SetMemberWorkspace(ctx, req.Name, r.Name, id); err != nil {
+			_ = s.ws.Destroy(context.WithoutCancel(ctx), c, id)
 			return nil, err
 		}
 	}

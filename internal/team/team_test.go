@@ -64,6 +64,10 @@ func (f *fakeWorkspaces) Exec(ctx context.Context, c workspace.Caller, ref strin
 	return f.exec(ctx, req)
 }
 
+func (f *fakeWorkspaces) Fork(ctx context.Context, c workspace.Caller, ref string, req workspace.ForkRequest) (*workspace.ForkResult, error) {
+	return nil, errdefs.Unavailablef("forks are tested end to end")
+}
+
 func (f *fakeWorkspaces) count() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -559,5 +563,28 @@ func TestRecoverTasks(t *testing.T) {
 	}
 	if runs.Load() != 1 {
 		t.Fatalf("%d commands ran; want only the queued one", runs.Load())
+	}
+}
+
+// TestBaseSnapshotRefusedBeforeAnythingChanges: a malformed base_snapshot,
+// or one naming a workspace the caller does not have, is refused with an
+// error naming the field and not echoing the names (L-16); no team, no
+// workspace is left.
+func TestBaseSnapshotRefusedBeforeAnythingChanges(t *testing.T) {
+	f := newFixture(t, Limits{})
+	ctx := context.Background()
+	for _, c := range []struct{ base, want string }{
+		{"nope", "base_snapshot: must be {workspace}/{snapshot}"},
+		{"ghost/", "base_snapshot: must not be empty"},
+		{"gh ost/s1", "base_snapshot: only letters"},
+		{"ghost/s1", "base_snapshot: no such workspace in this session"},
+	} {
+		_, err := f.s.Create(ctx, f.caller, CreateRequest{Name: "t", Roles: roles("a"), BaseSnapshot: c.base})
+		if err == nil || !strings.HasPrefix(errdefs.Public(err), c.want) || strings.Contains(errdefs.Public(err), "ghost") {
+			t.Errorf("base_snapshot %q: %v; want %q", c.base, err, c.want)
+		}
+	}
+	if _, err := f.store.GetTeam(ctx, "t"); err == nil || f.ws.count() != 0 {
+		t.Fatalf("a refused create left a team (%v) or %d workspaces", err, f.ws.count())
 	}
 }

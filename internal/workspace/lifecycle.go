@@ -242,12 +242,19 @@ func (m *Manager) resources(req CreateRequest) (Resources, error) {
 	return r, nil
 }
 
-// Start boots a stopped workspace on its disk as it was left.
-func (m *Manager) Start(ctx context.Context, c Caller, ref string) (*Info, error) {
+// Start boots a stopped workspace on its disk as it was left, then tells
+// the OnStarted function (hooks.go).
+func (m *Manager) Start(ctx context.Context, c Caller, ref string) (_ *Info, err error) {
 	w, unlock, err := m.lockForAction(ctx, c, ref)
 	if err != nil {
 		return nil, err
 	}
+	// Deferred before unlock, so it runs after it.
+	defer func() {
+		if err == nil {
+			m.started(ctx, w.ID)
+		}
+	}()
 	defer unlock()
 	switch w.State {
 	case state.WorkspaceStopped, state.WorkspaceError:

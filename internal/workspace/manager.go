@@ -89,6 +89,10 @@ type Options struct {
 	// Network, when set, gives every workspace a network interface on the
 	// bridge; nil means workspaces have none.
 	Network *NetworkOptions
+	// InstanceEnv names persistent exec environment that belongs to one
+	// workspace only (the MCP bridge's URL and token): a fork resumed from
+	// a memory snapshot drops it before anything else (hooks.go).
+	InstanceEnv []string
 }
 
 // Manager owns every workspace's lifecycle.
@@ -134,6 +138,10 @@ type Manager struct {
 
 	// usage caches disk usage measurements (usage.go).
 	usage usageCache
+
+	// instanceEnv and onStarted: hooks.go.
+	instanceEnv []string
+	onStarted   StartedFunc
 }
 
 // New returns a Manager. Call Recover before serving requests.
@@ -159,7 +167,7 @@ func New(o Options) (*Manager, error) {
 	return &Manager{
 		store: o.Store, runner: o.Runner, disks: o.Disks, image: o.Image,
 		runDir: o.RunDir, logDir: o.LogDir, limits: o.Limits, transfer: o.Transfer, net: ns, log: o.Logger,
-		pauseAt: o.PauseAt, template: o.Template, pool: o.Pool,
+		pauseAt: o.PauseAt, template: o.Template, pool: o.Pool, instanceEnv: o.InstanceEnv,
 		tmplKick: make(chan struct{}, 1), poolKick: make(chan struct{}, 1),
 		live: map[string]*vm.VM{}, locks: map[string]*sync.Mutex{}, stopping: map[string]bool{},
 	}, nil

@@ -587,7 +587,7 @@ func (m *Manager) checkHostPort(p int) error {
 		return errdefs.Invalidf("host_port: %d is a privileged port (below %d); those stay the host's", p, network.MinHostPort)
 	}
 	if m.net != nil && slices.Contains(m.net.ReservedPorts, p) {
-		return errdefs.Invalidf("host_port: %d is reserved for the daemon itself (network.reserved_ports)", p)
+		return errdefs.Invalidf("host_port: %d is reserved for the daemon itself (its dashboard, its MCP bridge, or network.reserved_ports)", p)
 	}
 	return nil
 }

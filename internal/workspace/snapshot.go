@@ -269,8 +269,9 @@ func (m *Manager) SnapshotDelete(ctx context.Context, c Caller, ref, name string
 // a new top on the snapshot's layer and every snapshot newer than it is
 // dropped (forks of those keep their disks). A memory snapshot resumes the
 // VM as it was, processes and all, so the workspace runs afterwards; a disk
-// snapshot boots the restored disk if the workspace was running.
-func (m *Manager) SnapshotRestore(ctx context.Context, c Caller, ref, name string) (*RestoreResult, error) {
+// snapshot boots the restored disk if the workspace was running. A
+// restore that booted the workspace tells the OnStarted function.
+func (m *Manager) SnapshotRestore(ctx context.Context, c Caller, ref, name string) (_ *RestoreResult, err error) {
 	if err := names.Validate("name", name); err != nil {
 		return nil, errdefs.Invalidf("%v", err)
 	}
@@ -278,6 +279,13 @@ func (m *Manager) SnapshotRestore(ctx context.Context, c Caller, ref, name strin
 	if err != nil {
 		return nil, err
 	}
+	booted := false
+	// Deferred before unlock, so it runs after it.
+	defer func() {
+		if booted {
+			m.started(ctx, w.ID)
+		}
+	}()
 	defer unlock()
 	switch w.State {
 	case state.WorkspaceRunning, state.WorkspaceStopped, state.WorkspaceError:
@@ -349,6 +357,7 @@ func (m *Manager) SnapshotRestore(ctx context.Context, c Caller, ref, name strin
 		if _, err := m.markRunning(ctx, w.ID, v, time.Since(start)); err != nil {
 			return nil, err
 		}
+		booted = true
 		res.State = string(state.WorkspaceRunning)
 	}
 	res.Message = fmt.Sprintf("restored to snapshot %s", snap.Name)
@@ -365,6 +374,8 @@ func (m *Manager) SnapshotRestore(ctx context.Context, c Caller, ref, name strin
 // bootFrom starts w's VM on its disk, resuming the memory state at
 // incoming when set, and gives the guest its identity: Renew first (fresh
 // entropy, the host's clock, and machineID unless empty), then Configure.
+// A fork (incoming and a new machineID) drops the source's instance
+// environment between the two (hooks.go).
 // It starts watching the VM; it does not change state.
 func (m *Manager) bootFrom(ctx context.Context, w state.Workspace, incoming, machineID string) (*vm.VM, error) {
 	disk, err := m.disks.Path(w.ID)
@@ -383,6 +394,14 @@ func (m *Manager) bootFrom(ctx context.Context, w state.Workspace, incoming, mac
 	if err := m.renew(ctx, v, machineID); err != nil {
 		_ = v.Kill()
 		return nil, err
+	}
+	// A new instance resumed from another workspace's memory (a fork: it
+	// takes a new machine-id) must not keep that workspace's credentials.
+	if incoming != "" && machineID != "" {
+		if err := m.dropInstanceEnv(ctx, v); err != nil {
+			_ = v.Kill()
+			return nil, err
+		}
 	}
 	if err := m.configure(ctx, v, w); err != nil {
 		_ = v.Kill()
