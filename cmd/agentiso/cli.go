@@ -67,6 +67,7 @@ func humanCmds(cfgPath *string) []*cobra.Command {
 	cmds := []*cobra.Command{
 		lsCmd(f), createCmd(f), execCmd(f), logsCmd(f), snapshotCmd(f), forkCmd(f),
 		destroyCmd(f), statusCmd(f), startStopCmd(f, "start"), startStopCmd(f, "stop"),
+		teamCmd(f), taskCmd(f),
 	}
 	for _, c := range cmds {
 		c.PersistentFlags().StringVar(&f.socket, "socket", "", "the daemon's REST API socket (default: api.socket_path from the config)")

@@ -23,6 +23,7 @@ import (
 	"github.com/agentiso/agentiso/internal/errdefs"
 	"github.com/agentiso/agentiso/internal/protocol"
 	"github.com/agentiso/agentiso/internal/state"
+	"github.com/agentiso/agentiso/internal/team"
 	"github.com/agentiso/agentiso/internal/workspace"
 )
 
@@ -94,7 +95,13 @@ type Options struct {
 	Snapshots Snapshots
 	// Vault serves the vault routes; nil (the vault disabled) leaves them
 	// unavailable.
-	Vault    Vault
+	Vault Vault
+	// Teams serves the team routes and the live updates of teams; nil
+	// leaves them unavailable.
+	Teams Teams
+	// Network serves the port forward and network policy routes; nil
+	// (workspace networking off) leaves them unavailable.
+	Network  Network
 	AuditLog AuditLog
 	// Record, when set, receives every action that changes or reads a
 	// workspace.
@@ -178,9 +185,19 @@ func caller(r *http.Request) workspace.Caller {
 // error. A handler that wrote its own response returns (nil, nil).
 type handler func(w http.ResponseWriter, r *http.Request) (any, error)
 
-// handle registers pattern. action names the route in the audit log; an
-// empty action is not recorded (polling reads of lists and metrics).
-func (a *API) handle(pattern, action string, h handler) {
+// handle registers pattern. action names the route in the audit log and,
+// as the MCP tool it corresponds to, in the rate limit; an empty action is
+// not recorded (polling reads of lists and metrics).
+func (a *API) handle(pattern, action string, h handler) { a.handleSub(pattern, action, "", h) }
+
+// handleSub is handle for a route that is one action of a tool with
+// several (team create, port_forward add): the rate limit takes its class
+// from both, and the audit log records "tool.sub".
+func (a *API) handleSub(pattern, tool, sub string, h handler) {
+	action := tool
+	if sub != "" {
+		action = tool + "." + sub
+	}
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		c := caller(r)
@@ -190,19 +207,15 @@ func (a *API) handle(pattern, action string, h handler) {
 		}
 		var out any
 		var err error
-		if action != "" && a.o.Limiter != nil {
-			err = a.o.Limiter.Allow(c.SessionID, action, "")
+		if tool != "" && a.o.Limiter != nil {
+			err = a.o.Limiter.Allow(c.SessionID, tool, sub)
 		}
 		if err == nil {
 			out, err = h(w, r)
 		}
-		if action != "" && a.o.Record != nil {
-			target := r.PathValue("ws")
-			if info, ok := out.(*workspace.Info); ok && target == "" && info != nil {
-				target = info.ID // a create names its new workspace
-			}
+		if tool != "" && a.o.Record != nil {
 			a.o.Record(r.Context(), AuditRecord{
-				Caller: c, Action: action, Target: target,
+				Caller: c, Action: action, Target: auditTarget(r, out),
 				Err: err, Duration: time.Since(start),
 			})
 		}
@@ -214,6 +227,27 @@ func (a *API) handle(pattern, action string, h handler) {
 			writeJSON(w, http.StatusOK, out)
 		}
 	})
+}
+
+// auditTarget names the object a request acted on: its workspace, or its
+// team (and task); a create names what it made.
+func auditTarget(r *http.Request, out any) string {
+	if ws := r.PathValue("ws"); ws != "" {
+		return ws
+	}
+	if tm := r.PathValue("team"); tm != "" {
+		if task := r.PathValue("task"); task != "" {
+			return tm + "/" + task
+		}
+		return tm
+	}
+	if info, ok := out.(*workspace.Info); ok && info != nil {
+		return info.ID
+	}
+	if info, ok := out.(*team.Info); ok && info != nil {
+		return info.Name
+	}
+	return ""
 }
 
 func (a *API) logError(r *http.Request, err error) {

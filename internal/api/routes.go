@@ -30,6 +30,8 @@ func (a *API) routes() {
 	a.handle("GET /api/v1/host", "", a.host)
 	a.snapshotRoutes()
 	a.vaultRoutes()
+	a.teamRoutes()
+	a.networkRoutes()
 	// Anything else under the prefix: one answer that echoes nothing of
 	// the path.
 	a.handle(Prefix, "", func(http.ResponseWriter, *http.Request) (any, error) {

@@ -230,19 +230,23 @@ func writeControl(ctx context.Context, conn *websocket.Conn, ctl terminalControl
 
 // Event is one message on the live-updates socket.
 type Event struct {
-	// Type is "workspaces" (the whole list, sent when it changes) or
-	// "host" (metrics, sent every few seconds).
+	// Type is "workspaces" (the whole list, sent when it changes),
+	// "teams" (every team with its members and task board, sent when
+	// anything of it changes) or "host" (metrics, sent every few seconds).
 	Type string `json:"type"`
 	// Workspaces is set (possibly empty) on "workspaces" events.
 	Workspaces *[]workspace.Info `json:"workspaces,omitempty"`
-	Host       *HostStats        `json:"host,omitempty"`
+	// Teams is set (possibly empty) on "teams" events.
+	Teams *[]TeamView `json:"teams,omitempty"`
+	Host  *HostStats  `json:"host,omitempty"`
 }
 
 // hostEvery is how many event intervals pass between host metrics.
 const hostEvery = 5
 
 // events is the one live-updates WebSocket a dashboard keeps open: the
-// workspace list whenever it changes, host metrics every few seconds.
+// workspace list and the teams whenever they change, host metrics every
+// few seconds.
 // Clients send nothing but pings.
 func (a *API) events(w http.ResponseWriter, r *http.Request) (any, error) {
 	c := caller(r)
@@ -258,7 +262,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) (any, error) {
 	defer conn.CloseNow()
 	ctx := conn.CloseRead(r.Context())
 
-	var last []byte
+	var last, lastTeams []byte
 	tick := time.NewTicker(a.o.EventsInterval)
 	defer tick.Stop()
 	for n := 0; ; n++ {
@@ -279,6 +283,19 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) (any, error) {
 					return nil, nil
 				}
 				last = b
+			}
+		}
+		if a.o.Teams != nil {
+			if views, err := a.teamViews(ctx, c); err == nil {
+				b, _ := json.Marshal(Event{Type: "teams", Teams: &views})
+				if !bytes.Equal(b, lastTeams) {
+					if err := writeEvent(ctx, conn, b); err != nil {
+						return nil, nil
+					}
+					lastTeams = b
+				}
+			} else if ctx.Err() == nil {
+				a.log.Warn("events: listing teams", "err", err)
 			}
 		}
 		if a.o.Host != nil && c.Admin && n%hostEvery == 0 {

@@ -137,7 +137,11 @@ func (c *helloConn) Read(p []byte) (int, error) {
 }
 
 // Close ends the session; calls in flight fail, and the guest kills the
-// commands they were running.
+// commands they were running when its side of the session ends: at once on
+// a socket, and on a VM's port at the next host's hello (a hang-up alone
+// ends nothing there, since the guest cannot tell which session it belongs
+// to; see guest.portConn). A call cancelled by its context closes only its
+// stream, and the guest kills its command at once.
 func (c *Client) Close() error { return c.sess.Close() }
 
 // Done is closed when the session has died.

@@ -54,12 +54,20 @@ func (d *Daemon) newDashboard() (*dashboard.Server, error) {
 func (d *Daemon) newAPI(streams *api.StreamLimiter, edge string) (*api.API, error) {
 	var v api.Vault // stays a nil interface when the vault is disabled
 	if d.vault != nil {
-		v = d.vault
+		// Notes of a task board keep the board's rules when a person
+		// edits them, as when an agent does (the vault tool).
+		v = d.teams.Board(d.vault)
+	}
+	var n api.Network // stays a nil interface when networking is off
+	if d.cfg.Network.Enabled {
+		n = d.manager
 	}
 	return api.New(api.Options{
 		Workspaces: d.manager,
 		Snapshots:  d.manager,
 		Vault:      v,
+		Teams:      d.teams,
+		Network:    n,
 		AuditLog:   d.store,
 		Record:     d.auditAPI,
 		Host:       d.hostStats,
@@ -71,8 +79,9 @@ func (d *Daemon) newAPI(streams *api.StreamLimiter, edge string) (*api.API, erro
 		Streams:          streams,
 		Limiter:          d.limiter,
 		Activity:         d.activity,
-		Features:         api.Features{Workspaces: true, Terminal: true, Snapshots: true, Vault: d.vault != nil, Pool: d.cfg.Pool.Enabled},
-		Logger:           d.log.With("edge", edge),
+		Features: api.Features{Workspaces: true, Terminal: true, Snapshots: true, Vault: d.vault != nil, Pool: d.cfg.Pool.Enabled,
+			Teams: true, Network: d.cfg.Network.Enabled},
+		Logger: d.log.With("edge", edge),
 	})
 }
 

@@ -462,7 +462,8 @@ func TestM13_CSRFTokenRequiredOnStateChanges(t *testing.T) {
 	for _, tc := range []struct {
 		method, path, body string
 		// with is the status with the right token: 200, or 503 for
-		// routes this test server has no backend for (snapshots, vault).
+		// routes this test server has no backend for (snapshots, vault,
+		// teams, networking).
 		with int
 	}{
 		{"POST", "/api/v1/workspaces", `{"name":"x"}`, 200},
@@ -476,6 +477,14 @@ func TestM13_CSRFTokenRequiredOnStateChanges(t *testing.T) {
 		{"POST", "/api/v1/workspaces/visible/fork", `{"snapshot_name":"s"}`, 503},
 		{"PUT", "/api/v1/vault/note", `{"path":"a.md","content":"x"}`, 503},
 		{"DELETE", "/api/v1/vault/note?path=a.md", "", 503},
+		{"POST", "/api/v1/teams", `{"name":"t","roles":[{"name":"a","role":"dev"}]}`, 503},
+		{"DELETE", "/api/v1/teams/t", "", 503},
+		{"POST", "/api/v1/teams/t/messages", `{"to":"*","content":"hi"}`, 503},
+		{"POST", "/api/v1/teams/t/tasks", `{"id":"a","title":"A"}`, 503},
+		{"POST", "/api/v1/teams/t/tasks/a/move", `{"status":"done"}`, 503},
+		{"POST", "/api/v1/workspaces/visible/port_forwards", `{"guest_port":80}`, 503},
+		{"DELETE", "/api/v1/workspaces/visible/port_forwards/80", "", 503},
+		{"PATCH", "/api/v1/workspaces/visible/network", `{"allow_internet":true}`, 503},
 		{"POST", "/api/v1/logout", "", 0},
 	} {
 		for name, token := range map[string]string{"missing": "", "wrong": "AAAA" + csrf[4:], "another login's": otherCSRF} {

@@ -197,7 +197,7 @@ func (a *Agent) Close() { a.jobs.close() }
 // one. It returns nil when conn ends.
 func (a *Agent) Serve(ctx context.Context, conn Conn) error {
 	defer conn.Close()
-	err := a.serveSessions(ctx, conn, false)
+	err := a.serveSessions(ctx, conn)
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -212,36 +212,24 @@ type Conn interface {
 	SetDeadline(t time.Time) error
 }
 
-// serveSessions serves one session after another on conn. When conn reports
-// its end (no host is connected to the port), it waits and reads on if
-// retry is set, and returns nil otherwise.
-func (a *Agent) serveSessions(ctx context.Context, conn Conn, retry bool) error {
+// serveSessions serves one session after another on conn, and returns nil
+// when conn ends (io.EOF). A session ends only at the next host's hello (or
+// when it breaks, or ctx ends); on the channel port conn is a portConn,
+// whose reads do not end while no host is connected.
+func (a *Agent) serveSessions(ctx context.Context, conn Conn) error {
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	sr := protocol.NewSessionReader(conn, protocol.HostHelloKind)
-	var delay time.Duration
 	for {
 		nonce, err := sr.Next()
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case errors.Is(err, io.EOF):
-			if !retry {
-				return nil
-			}
-			// While no host is connected a read on the port returns at
-			// once: pause, longer each time, rather than spin.
-			delay = min(max(2*delay, minRetryDelay), maxRetryDelay)
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(delay):
-			}
-			continue
+			return nil
 		case err != nil:
 			return fmt.Errorf("waiting for a host: %w", err)
 		}
-		delay = 0
 		served, err := a.session(ctx, conn, sr, nonce)
 		if err != nil {
 			// A broken session (a host that spoke garbage) ends; the

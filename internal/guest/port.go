@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentiso/agentiso/internal/errdefs"
@@ -18,9 +20,9 @@ import (
 const SysVirtioPorts = "/sys/class/virtio-ports"
 
 // Pauses of the port loop. While no host is connected a read on the port
-// returns 0 bytes at once; the pause between reads doubles up to
-// maxRetryDelay and starts over after a session. Reopening a port that
-// failed waits maxRetryDelay.
+// returns 0 bytes at once; the pause between such reads doubles up to
+// maxRetryDelay and starts over at the next byte (see portConn). Reopening a
+// port that failed waits maxRetryDelay.
 const (
 	minRetryDelay = 20 * time.Millisecond
 	maxRetryDelay = 250 * time.Millisecond
@@ -29,7 +31,9 @@ const (
 // ServePort serves the host channel on the virtio-serial port named
 // protocol.PortName, found in sysDir (SysVirtioPorts) with its device in
 // devDir (/dev), until ctx is done. The port stays open across sessions:
-// closing it would discard what a reconnecting host has already sent.
+// closing it would discard what a reconnecting host has already sent. A
+// host hanging up ends nothing; the next host's hello ends its session (see
+// portConn).
 func (a *Agent) ServePort(ctx context.Context, sysDir, devDir string) error {
 	lastErr := ""
 	for {
@@ -65,11 +69,71 @@ func (a *Agent) servePortOnce(ctx context.Context, sysDir, devDir string) error 
 	if err := f.SetDeadline(time.Time{}); err != nil {
 		return fmt.Errorf("channel port %s: %w", dev, err)
 	}
-	err = a.serveSessions(ctx, f, true)
+	err = a.serveSessions(ctx, newPortConn(f))
 	if err == nil {
 		err = errors.New("the channel port ended")
 	}
 	return err
+}
+
+// portConn is the channel port as sessions read it: a read that finds no
+// host connected waits and reads again, rather than end the session.
+//
+// A read on a virtio-serial port returns 0 bytes (io.EOF) whenever nothing
+// is buffered and no host is connected. But the guest learns of the host's
+// connects and hang-ups (control messages) apart from the host's bytes (the
+// port's own virtqueue), in no fixed order with them: when a host hangs up
+// and another connects at once (a daemon restart; vm.resetChannelPort's
+// hang-up before each re-attach) the guest can read the new host's hello,
+// answer it, and only then learn of the old host's hang-up. Ending the
+// session at that end of file would end the new host's session, which then
+// waits for answers that never come. So the end of file belongs to no
+// session: a session ends at the next hello (protocol.SessionReader), and a
+// host that has gone for good leaves its session, and the commands it
+// started, running until the next host connects (or until their own
+// timeouts).
+type portConn struct {
+	Conn
+	mu      sync.Mutex
+	changed chan struct{} // closed, and replaced, at each SetDeadline
+}
+
+func newPortConn(c Conn) *portConn {
+	return &portConn{Conn: c, changed: make(chan struct{})}
+}
+
+// SetDeadline sets the port's deadline and cuts short a read's pause, so
+// that ending a session (a passed deadline) does not wait for it.
+func (c *portConn) SetDeadline(t time.Time) error {
+	err := c.Conn.SetDeadline(t)
+	c.mu.Lock()
+	close(c.changed)
+	c.changed = make(chan struct{})
+	c.mu.Unlock()
+	return err
+}
+
+// Read reads the port, pausing while no host is connected: the pause
+// doubles from minRetryDelay up to maxRetryDelay, since such a read returns
+// at once and the port cannot be polled for a host's connect.
+func (c *portConn) Read(p []byte) (int, error) {
+	var delay time.Duration
+	for {
+		c.mu.Lock()
+		changed := c.changed
+		c.mu.Unlock()
+		n, err := c.Conn.Read(p)
+		if n > 0 || len(p) == 0 || !errors.Is(err, io.EOF) {
+			return n, err
+		}
+		delay = min(max(2*delay, minRetryDelay), maxRetryDelay)
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-changed:
+			t.Stop()
+		}
+	}
 }
 
 // findPort returns the device of the virtio-serial port called name.

@@ -127,7 +127,10 @@ func (q *QMP) LoadState(ctx context.Context, f *os.File) (MigrationInfo, error) 
 // and waits until it has ended, cancelled or completed. It reports whether
 // one was running. A daemon that died while a VM saved its memory leaves
 // such a migration behind: run to completion, it would pause the VM again
-// and hand its disks away.
+// and hand its disks away. QEMU ends a save between two of its writes
+// (into the state file, which never blocks for long); one stuck in a write
+// that never returns (a pipe nobody reads) stays "cancelling", and
+// StopMigration waits for it until ctx ends.
 func (q *QMP) StopMigration(ctx context.Context) (bool, error) {
 	for ran := false; ; ran = true {
 		var info MigrationInfo

@@ -163,9 +163,17 @@ func TestLoadStateRefusesGarbage(t *testing.T) {
 	}
 }
 
-// TestStopMigrationEndsASaveLeftRunning: a save into a descriptor nobody
-// drains (a daemon that died mid-save leaves one like it) is cancelled, and
-// the machine is left paused with its disk, not handed away.
+// TestStopMigrationEndsASaveLeftRunning: a save still writing its state
+// file (a daemon that died mid-save leaves one running: QEMU holds the file)
+// is cancelled, and the machine is left paused with its disk, not handed
+// away.
+//
+// The save writes a regular file, as SaveMemory's does, slowed down by a
+// bandwidth limit so that it is still running when StopMigration comes. Not
+// a pipe nobody reads: QEMU cancels a save only between two writes, and one
+// blocked on a full pipe never returns, so such a save stays "cancelling"
+// for good once QEMU has filled the pipe's 64 KiB (it did, now and then,
+// before migrate_cancel arrived).
 func TestStopMigrationEndsASaveLeftRunning(t *testing.T) {
 	dir := t.TempDir()
 	disk := filepath.Join(dir, "a.qcow2")
@@ -181,16 +189,21 @@ func TestStopMigrationEndsASaveLeftRunning(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r, w, err := os.Pipe()
+	// At 1 KiB/s the 64 MiB machine's stream (about 200 KiB, mostly zero
+	// pages) takes minutes, far past this test's deadline.
+	if err := q.Execute(ctx, "migrate-set-parameters", map[string]any{"max-bandwidth": 1024}, nil); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "state"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
-	if err := q.GetFD(ctx, "stuck", w); err != nil {
+	err = q.GetFD(ctx, "slow", f)
+	f.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
-	w.Close()
-	if err := q.Execute(ctx, "migrate", map[string]any{"uri": "fd:stuck"}, nil); err != nil {
+	if err := q.Execute(ctx, "migrate", map[string]any{"uri": "fd:slow"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	ran, err := q.StopMigration(ctx)

@@ -22,16 +22,29 @@ func (s *Service) Board(v *vault.Vault) *BoardVault { return &BoardVault{Vault: 
 // guarded applies edit to the note at p through an atomic read-modify-write
 // that checks the result first when p is a task.
 func (b *BoardVault) guarded(ctx context.Context, p string, edit func(old []byte, exists bool) ([]byte, error)) (*vault.WriteResult, error) {
+	return b.s.updateTask(ctx, b.Vault, p, edit)
+}
+
+// taskUpdater is the vault's atomic read-modify-write.
+type taskUpdater interface {
+	Update(ctx context.Context, p string, fn func(old []byte, exists bool) ([]byte, error)) (*vault.WriteResult, error)
+}
+
+// updateTask is the one way a task note changes: edit runs inside v's
+// atomic read-modify-write, its result is checked (frontmatter, statuses,
+// dependency cycles) before anything is written, and the team's INDEX.md
+// is regenerated after.
+func (s *Service) updateTask(ctx context.Context, v taskUpdater, p string, edit func(old []byte, exists bool) ([]byte, error)) (*vault.WriteResult, error) {
 	team, task, ok := TaskPath(p)
 	if !ok {
 		return nil, errNotTask
 	}
-	res, err := b.Vault.Update(ctx, p, func(old []byte, exists bool) ([]byte, error) {
+	res, err := v.Update(ctx, p, func(old []byte, exists bool) ([]byte, error) {
 		nb, err := edit(old, exists)
 		if err != nil {
 			return nil, err
 		}
-		if err := b.s.checkTask(ctx, team, task, nb); err != nil {
+		if err := s.checkTask(ctx, team, task, nb); err != nil {
 			return nil, err
 		}
 		return nb, nil
@@ -39,16 +52,19 @@ func (b *BoardVault) guarded(ctx context.Context, p string, edit func(old []byte
 	if err != nil {
 		return nil, err
 	}
-	b.reindex(ctx, p)
+	s.reindexTask(ctx, p)
 	return res, nil
 }
 
 var errNotTask = errdefs.Invalidf("path: not a task")
 
-func (b *BoardVault) reindex(ctx context.Context, p string) {
+func (b *BoardVault) reindex(ctx context.Context, p string) { b.s.reindexTask(ctx, p) }
+
+// reindexTask regenerates the INDEX.md of the board p is a task of.
+func (s *Service) reindexTask(ctx context.Context, p string) {
 	if team, _, ok := TaskPath(p); ok {
-		if err := b.s.Reindex(ctx, team); err != nil {
-			b.s.log.Error("regenerating a task board index", "team", team, "err", err)
+		if err := s.Reindex(ctx, team); err != nil {
+			s.log.Error("regenerating a task board index", "team", team, "err", err)
 		}
 	}
 }
@@ -82,7 +98,13 @@ func (b *BoardVault) SetFrontmatter(ctx context.Context, p, key string, value an
 	if _, _, ok := TaskPath(p); !ok {
 		return b.Vault.SetFrontmatter(ctx, p, key, value)
 	}
-	return b.guarded(ctx, p, func(old []byte, exists bool) ([]byte, error) {
+	return b.guarded(ctx, p, setFrontmatter(key, value))
+}
+
+// setFrontmatter is the edit that sets one frontmatter key of an existing
+// note, keeping the rest of the note as it is.
+func setFrontmatter(key string, value any) func(old []byte, exists bool) ([]byte, error) {
+	return func(old []byte, exists bool) ([]byte, error) {
 		if !exists {
 			return nil, errdefs.NotFoundf("path: no such note")
 		}
@@ -91,7 +113,7 @@ func (b *BoardVault) SetFrontmatter(ctx context.Context, p, key string, value an
 			return nil, errdefs.Invalidf("value: %v", err)
 		}
 		return d.Bytes(), nil
-	})
+	}
 }
 
 // DeleteFrontmatter is vault DeleteFrontmatter; the index follows.

@@ -30,10 +30,12 @@ const channelRetry = 50 * time.Millisecond
 // re-attach, or a resumed memory state): its agent answers in milliseconds,
 // unless the session the Ping started was lost. A guest resumed after the
 // previous host vanished while it was paused handles the port's close and
-// reopen events and the new host's bytes in no fixed order; it can take the
-// new hello and then end that session on the late close, and then waits for
-// a hello that never comes (seen once in a crash test under load). A new
-// session (a new dial, a new hello) after this wait is what it needs.
+// reopen events and the new host's bytes in no fixed order; an agent that
+// ended a session at the port's end of file could take the new hello and
+// then end that session on the late close, and wait for a hello that never
+// came (seen once in a crash test under load). The agent now ends a session
+// only at the next hello (guest.portConn); a new session (a new dial, a new
+// hello) after this wait stays as the way out of any other lost session.
 const resumedPingWait = 10 * time.Second
 
 // connectChannel dials the channel and pings until the guest answers or ctx
@@ -96,7 +98,8 @@ func connectChannel(ctx context.Context, dial DialFunc, path string, attemptWait
 // and the connection that follows opens the port afresh. QEMU serves one
 // connection at a time, in the order they were made, so the hang-up is
 // handled before the next connection is opened. On a port that was sound
-// it costs the guest one disconnect, ending a session whose host is gone.
+// it costs the guest nothing: the agent ends the old session at the next
+// connection's hello, not at a hang-up.
 func resetChannelPort(ctx context.Context, path string) error {
 	var d net.Dialer
 	for {

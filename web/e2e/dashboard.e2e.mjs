@@ -1,22 +1,31 @@
 // Drives the dashboard in Debian's headless Chromium (playwright-core,
 // never a downloaded browser) against a real daemon with real VMs: log in,
 // create a workspace, open terminals and run commands, stream an exec, take
-// a snapshot, edit vault notes, look at every screen, destroy the
-// workspace, log out. A screenshot of each
+// a snapshot, create a one-member team, add tasks and move them on the
+// kanban (drag and drop, the status menu, the arrow keys) and check the
+// task notes and INDEX.md on disk, message the team, edit vault notes, look
+// at every screen, destroy the workspace, log out. A screenshot of each
 // screen goes to ARTIFACTS_DIR. Run by test/e2e's TestDashboardInBrowser.
 //
 // Env: DASHBOARD_URL, DASHBOARD_TOKEN, ARTIFACTS_DIR, CHROMIUM (default
-// /usr/bin/chromium), WORKSPACE (default browser-ws).
+// /usr/bin/chromium), WORKSPACE (default browser-ws), TEAM (default crew),
+// VAULT_DIR (the daemon's vault on disk; the board checks need it),
+// AGENTISO_BIN and API_SOCKET (the CLI moves a task while the page watches).
 import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
 const url = process.env.DASHBOARD_URL;
 const token = process.env.DASHBOARD_TOKEN;
 const out = process.env.ARTIFACTS_DIR ?? "test-artifacts/dashboard";
 const name = process.env.WORKSPACE ?? "browser-ws";
-if (!url || !token) {
-  console.error("DASHBOARD_URL and DASHBOARD_TOKEN are required");
+const teamName = process.env.TEAM ?? "crew";
+const vaultDir = process.env.VAULT_DIR;
+const cliBin = process.env.AGENTISO_BIN;
+const apiSocket = process.env.API_SOCKET;
+if (!url || !token || !vaultDir || !cliBin || !apiSocket) {
+  console.error("DASHBOARD_URL, DASHBOARD_TOKEN, VAULT_DIR, AGENTISO_BIN and API_SOCKET are required");
   process.exit(2);
 }
 mkdirSync(out, { recursive: true });
@@ -65,6 +74,21 @@ await page.addInitScript(() => {
     console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`);
   });
 });
+// waitOnDisk polls a vault file until it contains every wanted string.
+async function waitOnDisk(rel, wants) {
+  const file = join(vaultDir, rel);
+  let text = "";
+  for (let i = 0; i < 50; i++) {
+    try {
+      text = readFileSync(file, "utf8");
+    } catch {
+      text = "";
+    }
+    if (wants.every((w) => text.includes(w))) return text;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${rel} on disk lacks ${JSON.stringify(wants)}:\n${text}`);
+}
 const shot = (file) => page.screenshot({ path: join(out, file), fullPage: true });
 
 try {
@@ -172,6 +196,7 @@ try {
   await step("network tab", async () => {
     await page.getByRole("tab", { name: "network" }).click();
     await page.getByText("Internet: off").waitFor();
+    await page.getByText("Workspace networking is off on this daemon").waitFor();
   });
   await step("audit log", async () => {
     await page.getByRole("link", { name: "Audit log" }).click();
@@ -185,10 +210,81 @@ try {
     await page.locator("svg.spark").first().waitFor();
     await shot("11-host.png");
   });
-  await step("teams screen says it is not there yet", async () => {
+  await step("teams: create a one-member team", async () => {
     await page.getByRole("link", { name: "Teams" }).click();
-    await page.getByText("not available on this daemon yet").waitFor();
+    await page.getByRole("heading", { name: "Teams" }).waitFor();
+    await page.getByText("No teams yet.").waitFor();
+    const form = page.getByRole("form", { name: "create team" });
+    await form.getByLabel("team name").fill(teamName);
+    await form.getByLabel("members").fill("dev:coder");
+    await form.getByRole("button", { name: "Create team" }).click();
+    const row = page.locator(`tr[data-team="${teamName}"]`);
+    await row.locator(".state-running", { hasText: "running" }).waitFor({ timeout: bootTimeout });
     await shot("12-teams.png");
+  });
+  const col = (status) => page.locator(`section.kanban-col[data-status="${status}"]`);
+  const card = (status, id) => col(status).locator(`article[data-task="${id}"]`);
+  await step("teams: members and new tasks on the board", async () => {
+    await page.locator(`tr[data-team="${teamName}"] a`).click();
+    await page.getByRole("heading", { name: new RegExp(`/ ${teamName}$`) }).waitFor();
+    const member = page.locator('tr[data-member="dev"]');
+    await member.getByRole("link", { name: `${teamName}-dev` }).waitFor();
+    await member.locator(".state-running").waitFor();
+    const form = page.getByRole("form", { name: "new task" });
+    const add = async (id, title, deps) => {
+      await form.getByLabel("task id").fill(id);
+      await form.getByLabel("task title").fill(title);
+      await form.getByLabel("task owner").selectOption("dev");
+      await form.getByLabel("depends on").fill(deps);
+      await form.getByRole("button", { name: "Add task" }).click();
+      await card("todo", id).waitFor();
+    };
+    await add("design", "Design the parser", "");
+    await add("build", "Build the parser", "design");
+    await card("todo", "build").getByText("waiting on design").waitFor();
+    await waitOnDisk(`teams/${teamName}/tasks/INDEX.md`, ["| [[design]] | todo | dev |", "| [[build]] | todo | dev | design |"]);
+    await shot("17-kanban.png");
+  });
+  await step("kanban: drag a task to another column", async () => {
+    await card("todo", "design").dragTo(col("in_progress"));
+    await card("in_progress", "design").waitFor();
+    await page.getByTestId("kanban-status").filter({ hasText: "moved design from todo to in progress" }).waitFor();
+    const note = await waitOnDisk(`teams/${teamName}/tasks/design.md`, ["status: in_progress"]);
+    if (!note.includes("# Design the parser") || !note.includes("owner: dev")) throw new Error(`the moved note lost its text:\n${note}`);
+    await waitOnDisk(`teams/${teamName}/tasks/INDEX.md`, ["| [[design]] | in_progress | dev |"]);
+    // The live updates bring the board back as it is on disk.
+    await page.waitForTimeout(1500);
+    await card("in_progress", "design").waitFor();
+    await shot("18-kanban-dragged.png");
+  });
+  await step("kanban: the status menu and the arrow keys move too", async () => {
+    await card("todo", "build").getByLabel("status of build").selectOption("review");
+    await card("review", "build").waitFor();
+    await waitOnDisk(`teams/${teamName}/tasks/build.md`, ["status: review"]);
+    await card("in_progress", "design").focus();
+    await page.keyboard.press("ArrowRight");
+    await card("blocked", "design").waitFor();
+    await waitOnDisk(`teams/${teamName}/tasks/INDEX.md`, ["| [[design]] | blocked | dev |", "| [[build]] | review | dev | design |"]);
+  });
+  await step("kanban: a move made with the CLI shows up live", async () => {
+    const cli = (...args) => execFileSync(cliBin, [...args, "--socket", apiSocket], { encoding: "utf8" });
+    const moved = cli("task", "move", teamName, "build", "done");
+    if (!moved.includes("build is now done")) throw new Error(`agentiso task move: ${moved}`);
+    await card("done", "build").waitFor({ timeout: 10_000 });
+    const list = cli("task", "list", teamName);
+    if (!/done\s+build\s+Build the parser/.test(list)) throw new Error(`agentiso task list:\n${list}`);
+    await waitOnDisk(`teams/${teamName}/tasks/INDEX.md`, ["| [[build]] | done | dev | design |"]);
+  });
+  await step("teams: message every member as the operator", async () => {
+    const form = page.getByRole("form", { name: "send message" });
+    await form.getByLabel("recipient").selectOption("*");
+    await form.getByLabel("message").fill("status report please");
+    await form.getByRole("button", { name: "Send" }).click();
+    await page.getByTestId("message-status").filter({ hasText: "sent to dev" }).waitFor();
+    const msg = page.getByRole("list", { name: "messages" }).locator("li", { hasText: "status report please" });
+    await msg.waitFor();
+    if (!(await msg.textContent()).includes("operator")) throw new Error(`message ${await msg.textContent()}`);
+    await shot("19-team-messages.png");
   });
   await step("edit vault notes: frontmatter, tags, links, backlinks, search", async () => {
     await page.getByRole("link", { name: "Vault" }).click();

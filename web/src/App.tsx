@@ -7,6 +7,7 @@ import { Audit } from "./components/Audit";
 import { Host } from "./components/Host";
 import { Login } from "./components/Login";
 import { Workspaces } from "./components/Workspaces";
+import { Teams } from "./components/Teams";
 import { Vault } from "./components/Vault";
 import { Unavailable, WorkspaceDetail } from "./components/WorkspaceDetail";
 
@@ -88,7 +89,7 @@ export function App() {
       <main>
         {page === "workspaces" && !route[1] && <Workspaces />}
         {page === "workspaces" && route[1] && <WorkspaceDetail id={route[1]} />}
-        {page === "teams" && <Unavailable what="Teams, messages and the task board" />}
+        {page === "teams" && (features?.teams ? <Teams name={route[1]} /> : <Unavailable what="Teams, messages and the task board" />)}
         {page === "vault" && (features?.vault ? <Vault path={route.slice(1).join("/") || undefined} /> : <Unavailable what="The vault" />)}
         {page === "audit" && <Audit />}
         {page === "host" && <Host />}

@@ -1,10 +1,11 @@
 import { wsURL } from "./api";
 import { useStore } from "./store";
-import type { HostStats, Workspace } from "./types";
+import type { HostStats, Team, Workspace } from "./types";
 
 interface Event {
-  type: "workspaces" | "host";
+  type: "workspaces" | "teams" | "host";
   workspaces?: Workspace[];
+  teams?: Team[];
   host?: HostStats;
 }
 
@@ -29,6 +30,7 @@ export function connectEvents(): () => void {
       const e = JSON.parse(m.data as string) as Event;
       const st = useStore.getState();
       if (e.type === "workspaces" && e.workspaces) st.setWorkspaces(e.workspaces);
+      if (e.type === "teams" && e.teams) st.setTeams(e.teams);
       if (e.type === "host" && e.host) st.addHost(e.host);
     };
     ws.onclose = () => {

@@ -24,6 +24,7 @@ export interface Workspace {
   forked_from?: { source_workspace_id: string; snapshot_name: string };
   disk_used_bytes: number;
   last_error?: string;
+  port_forwards?: { guest_port: number; host_port: number; created_at: string }[];
 }
 
 export interface HostStats {
@@ -135,4 +136,68 @@ export interface VaultHit {
   line_number: number;
   line: string;
   context: string;
+}
+
+export interface TeamMember {
+  name: string;
+  role: string;
+  skills: string[];
+  description: string;
+  workspace_id: string;
+  workspace_name: string;
+  state: string;
+  ip: string;
+  unread_messages: number;
+  pending_tasks: number;
+}
+
+export interface Task {
+  id: string;
+  path: string;
+  title: string;
+  /** One of the board's statuses; empty when the note is invalid. */
+  status: string;
+  owner: string;
+  depends_on: string[];
+  modified: string;
+  /** Why the note is not a valid task; such a task has no column. */
+  invalid?: string;
+}
+
+export interface Board {
+  team: string;
+  statuses: string[];
+  tasks: Task[];
+}
+
+export interface Team {
+  name: string;
+  state: string;
+  parent_team?: string;
+  sub_teams: string[];
+  max_vms: number;
+  used_vms: number;
+  members: TeamMember[];
+  created_at: string;
+  /** Absent when the vault, where boards live, is disabled. */
+  board?: Board;
+}
+
+export interface TeamMessage {
+  id: number;
+  from: string;
+  to: string[];
+  message_type: string;
+  content: string;
+  sent_at: string;
+  read_by: string[];
+}
+
+export interface PortForwardResult {
+  workspace_id: string;
+  action: string;
+  guest_port: number;
+  host_port: number;
+  guest_ip: string;
+  message: string;
 }

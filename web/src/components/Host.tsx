@@ -43,7 +43,7 @@ export function Host() {
         </div>
         <div className="card">
           <h3>Warm pool</h3>
-          <p className="big">{last.pool ? `${last.pool.ready} ready of ${last.pool.target}` : <span className="muted">not available on this daemon yet</span>}</p>
+          <p className="big">{last.pool ? `${last.pool.ready} ready of ${last.pool.target}` : <span className="muted">off on this daemon ([pool] enabled = false)</span>}</p>
         </div>
       </div>
     </section>

@@ -6,6 +6,7 @@ import { bytes, duration, since } from "../format";
 import { useStore } from "../store";
 import type { Workspace } from "../types";
 import { ConfirmButton } from "./Confirm";
+import { Network } from "./Network";
 import { Snapshots } from "./Snapshots";
 import { Terminal } from "./Terminal";
 import { useNow } from "./useNow";
@@ -99,14 +100,14 @@ export function WorkspaceDetail({ id }: { id: string }) {
           (features?.snapshots ? <Snapshots id={w.workspace_id} running={running} onChange={() => info.refetch()} /> : <Unavailable what="Snapshots and forks" />)}
         {tab === "network" &&
           (features?.network ? (
-            <p>Network</p>
+            <Network w={w} onChange={() => info.refetch()} />
           ) : (
             <div>
               <p>
                 Internet: {w.network.allow_internet ? "allowed" : "off"} · between VMs: {w.network.allow_inter_vm ? "allowed" : "off"} · ports:{" "}
                 {w.network.allowed_ports.length ? w.network.allowed_ports.join(", ") : "none"}
               </p>
-              <Unavailable what="Port forwards and network policy changes" />
+              <p className="muted">Workspace networking is off on this daemon ([network] enabled = false): no port forwards or policy to change.</p>
             </div>
           ))}
       </div>
@@ -115,7 +116,7 @@ export function WorkspaceDetail({ id }: { id: string }) {
 }
 
 export function Unavailable({ what }: { what: string }) {
-  return <p className="muted">{what}: not available on this daemon yet.</p>;
+  return <p className="muted">{what}: not enabled on this daemon.</p>;
 }
 
 /** Several terminal tabs into one workspace. */

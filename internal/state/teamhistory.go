@@ -1,0 +1,43 @@
+package state
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// StoredMessage is a message with whether its recipient has received it.
+type StoredMessage struct {
+	TeamMessage
+	// ReadAt is when a receive returned it; zero while unread.
+	ReadAt time.Time
+}
+
+// RecentMessages returns the newest limit message copies of team (one per
+// recipient), newest first, read or not, without marking any read: the
+// dashboard shows a team's conversation without taking its members' mail.
+func (s *Store) RecentMessages(ctx context.Context, team string, limit int) ([]StoredMessage, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, team, sender, recipient, type, content, created_at, read_at
+		FROM team_messages WHERE team = ? ORDER BY id DESC LIMIT ?`, team, limit)
+	if err != nil {
+		return nil, fmt.Errorf("reading messages: %w", err)
+	}
+	defer rows.Close()
+	var out []StoredMessage
+	for rows.Next() {
+		var m StoredMessage
+		var at, read int64
+		if err := rows.Scan(&m.ID, &m.Team, &m.Sender, &m.Recipient, &m.Type, &m.Content, &at, &read); err != nil {
+			return nil, fmt.Errorf("reading message: %w", err)
+		}
+		m.CreatedAt = fromNanos(at)
+		if read != 0 {
+			m.ReadAt = fromNanos(read)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading messages: %w", err)
+	}
+	return out, nil
+}
