@@ -103,8 +103,10 @@ func TestUnitGrantsWhatTheCodeUses(t *testing.T) {
 		}
 		rel, _ := filepath.Rel(root, p)
 		if d.IsDir() {
-			// The guest's code runs inside the VM; tests are not the service.
-			if rel == "internal/guest" || rel == "cmd/agentiso-guest" || rel == "test" || strings.HasPrefix(d.Name(), ".") && rel != "." || d.Name() == "testdata" {
+			// The guest's code runs inside the VM; tests and their helpers
+			// (internal/testenv, which no service code imports: checked
+			// below) are not the service.
+			if rel == "internal/guest" || rel == "cmd/agentiso-guest" || rel == "test" || rel == "internal/testenv" || strings.HasPrefix(d.Name(), ".") && rel != "." || d.Name() == "testdata" {
 				return filepath.SkipDir
 			}
 			return nil
@@ -116,6 +118,11 @@ func TestUnitGrantsWhatTheCodeUses(t *testing.T) {
 		f, err := parser.ParseFile(fset, p, nil, parser.SkipObjectResolution)
 		if err != nil {
 			return err
+		}
+		for _, imp := range f.Imports {
+			if strings.HasPrefix(strings.Trim(imp.Path.Value, `"`), "github.com/agentiso/agentiso/internal/testenv") {
+				t.Errorf("%s imports %s: test helpers are not checked here, so service code must not use them", fset.Position(imp.Pos()), imp.Path.Value)
+			}
 		}
 		ast.Inspect(f, func(n ast.Node) bool {
 			if sel, ok := n.(*ast.SelectorExpr); ok {

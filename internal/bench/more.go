@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agentiso/agentiso/internal/state"
+	"github.com/agentiso/agentiso/internal/testdaemon"
 )
 
 // snapshots times snapshot create (disk, memory), fork from each kind,
@@ -19,19 +20,19 @@ import (
 func (r *run) snapshots(ctx context.Context) error {
 	snap := func(name string, memory bool) (float64, error) {
 		start := time.Now()
-		_, err := call[map[string]any](ctx, r.s, "snapshot", map[string]any{"workspace_id": r.ws,
+		_, err := testdaemon.Call[map[string]any](ctx, r.s, "snapshot", map[string]any{"workspace_id": r.ws,
 			"action": "create", "name": name, "include_memory": memory})
 		return ms(time.Since(start)), err
 	}
 	restore := func(name string) (float64, error) {
 		start := time.Now()
-		_, err := call[map[string]any](ctx, r.s, "snapshot", map[string]any{"workspace_id": r.ws,
+		_, err := testdaemon.Call[map[string]any](ctx, r.s, "snapshot", map[string]any{"workspace_id": r.ws,
 			"action": "restore", "name": name})
 		return ms(time.Since(start)), err
 	}
 	fork := func(snapName, newName string) (float64, error) {
 		start := time.Now()
-		f, err := call[wsResult](ctx, r.s, "workspace_fork", map[string]any{"workspace_id": r.ws,
+		f, err := testdaemon.Call[wsResult](ctx, r.s, "workspace_fork", map[string]any{"workspace_id": r.ws,
 			"snapshot_name": snapName, "new_name": newName})
 		took := ms(time.Since(start))
 		if err != nil {
@@ -129,14 +130,14 @@ func (r *run) idleMemory(ctx context.Context) error {
 		time.Sleep(3 * time.Second) // let the newest guest go idle
 		var daemonRSS, vmPSS, vmAnon, guestWS []float64
 		for range 3 {
-			kb, err := procKB(fmt.Sprintf("/proc/%d/status", r.d.pid()), "VmRSS:")
+			kb, err := procKB(fmt.Sprintf("/proc/%d/status", r.d.PID()), "VmRSS:")
 			if err != nil {
 				return err
 			}
 			daemonRSS = append(daemonRSS, kb/1024)
 			time.Sleep(300 * time.Millisecond)
 		}
-		pids := r.d.qemuPIDs()
+		pids := r.d.QEMUPIDs()
 		if len(pids) != n {
 			return fmt.Errorf("%d VMs should run, found %d QEMU processes", n, len(pids))
 		}
@@ -153,7 +154,7 @@ func (r *run) idleMemory(ctx context.Context) error {
 			vmAnon = append(vmAnon, anon/1024)
 		}
 		for _, id := range running[:n] {
-			res, err := call[struct {
+			res, err := testdaemon.Call[struct {
 				Stdout string `json:"stdout"`
 			}](ctx, r.s, "exec", map[string]any{"workspace_id": id, "command": "cat /proc/meminfo"})
 			if err != nil {
@@ -176,18 +177,18 @@ func (r *run) idleMemory(ctx context.Context) error {
 // root every one of them. It comes last: those rows hold VM slots
 // (vm.max_total_vms) a later create would need.
 func (r *run) list(ctx context.Context) error {
-	if err := r.d.stop(); err != nil {
+	if err := r.d.Stop(); err != nil {
 		return err
 	}
 	r.s.Close()
 	r.s = nil
-	if err := fillDB(ctx, r.d.statePath(), r.plan.listRows); err != nil {
+	if err := fillDB(ctx, r.d.StatePath(), r.plan.listRows); err != nil {
 		return err
 	}
 	if err := r.d.configure(coldPool); err != nil { // nothing boots meanwhile
 		return err
 	}
-	if err := r.d.start(ctx); err != nil {
+	if err := r.d.Start(ctx); err != nil {
 		return err
 	}
 	if err := r.connect(ctx); err != nil {
@@ -196,7 +197,7 @@ func (r *run) list(ctx context.Context) error {
 	var lat []float64
 	for i := range r.plan.lists + 1 {
 		start := time.Now()
-		res, err := call[struct {
+		res, err := testdaemon.Call[struct {
 			Count int `json:"count"`
 		}](ctx, r.s, "workspace_list", map[string]any{})
 		if err != nil {
@@ -274,7 +275,7 @@ func (r *run) warmCreates(ctx context.Context) error {
 	if err := r.destroy(ctx, r.ws); err != nil {
 		return err
 	}
-	if err := r.d.stop(); err != nil {
+	if err := r.d.Stop(); err != nil {
 		return err
 	}
 	r.s.Close()
@@ -284,7 +285,7 @@ func (r *run) warmCreates(ctx context.Context) error {
 	}
 	ready, _ := r.d.waitLog(ctx, "pool VM ready", -1, 0)
 	built, _ := r.d.waitLog(ctx, "memory template built", -1, 0)
-	if err := r.d.start(ctx); err != nil {
+	if err := r.d.Start(ctx); err != nil {
 		return err
 	}
 	if err := r.connect(ctx); err != nil {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentiso/agentiso/internal/testdaemon"
 )
 
 func TestNewFigureMedianAndSpread(t *testing.T) {
@@ -71,12 +73,12 @@ func TestBestRatioOfThroughputIsOfMaxima(t *testing.T) {
 }
 
 func TestBootsFromLog(t *testing.T) {
-	d := &daemon{logPath: filepath.Join(t.TempDir(), "log")}
+	d := &daemon{Daemon: &testdaemon.Daemon{LogPath: filepath.Join(t.TempDir(), "log")}}
 	log := `time=2026-11-29T05:00:00Z level=INFO msg="qemu started" vm=a pid=1 accel=tcg
 time=2026-11-29T05:00:02Z level=INFO msg="vm ready" vm=a boot=2.1s kernel_to_init=1.5s init_to_ready=300ms resumed=40ms guest_uptime=1.9s
 time=2026-11-29T05:00:04Z level=INFO msg="vm ready" vm=b boot=900ms kernel_to_init=600ms
 `
-	if err := os.WriteFile(d.logPath, []byte(log), 0o600); err != nil {
+	if err := os.WriteFile(d.LogPath, []byte(log), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	b := d.boots()

@@ -18,6 +18,7 @@ import (
 
 	"github.com/agentiso/agentiso/internal/channel"
 	"github.com/agentiso/agentiso/internal/protocol"
+	"github.com/agentiso/agentiso/internal/testdaemon"
 )
 
 // Options configure a Run.
@@ -143,10 +144,10 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		if err := os.MkdirAll(opts.KeepLogs, 0o755); err != nil {
 			return nil, err
 		}
-		defer copyFile(d.logPath, filepath.Join(opts.KeepLogs, "daemon.log"))
+		defer copyFile(d.LogPath, filepath.Join(opts.KeepLogs, "daemon.log"))
 	}
 	if err := r.all(ctx); err != nil {
-		return nil, fmt.Errorf("%w\ndaemon log (end):\n%s", err, d.logTail())
+		return nil, fmt.Errorf("%w\ndaemon log (end):\n%s", err, d.LogTail(4000))
 	}
 	mode := "full"
 	if opts.Short {
@@ -169,7 +170,7 @@ func (r *run) host() Host {
 
 // all takes every figure in turn.
 func (r *run) all(ctx context.Context) error {
-	if err := r.d.start(ctx); err != nil {
+	if err := r.d.Start(ctx); err != nil {
 		return err
 	}
 	if err := r.connect(ctx); err != nil {
@@ -221,14 +222,14 @@ func (r *run) create(ctx context.Context, name string) (wsResult, time.Duration,
 
 func (r *run) createArgs(ctx context.Context, args map[string]any) (wsResult, time.Duration, error) {
 	start := time.Now()
-	w, err := call[wsResult](ctx, r.s, "workspace_create", args)
+	w, err := testdaemon.Call[wsResult](ctx, r.s, "workspace_create", args)
 	return w, time.Since(start), err
 }
 
 // destroy destroys a workspace and counts the time in the destroy figure.
 func (r *run) destroy(ctx context.Context, ws string) error {
 	start := time.Now()
-	if _, err := call[map[string]any](ctx, r.s, "workspace_destroy", map[string]any{"workspace_id": ws}); err != nil {
+	if _, err := testdaemon.Call[map[string]any](ctx, r.s, "workspace_destroy", map[string]any{"workspace_id": ws}); err != nil {
 		return err
 	}
 	r.destroys = append(r.destroys, ms(time.Since(start)))
@@ -309,11 +310,11 @@ func newPathTimes() pathTimes {
 // channel socket dialled directly with the same requests the tools send;
 // then a new daemon re-attaches the VM and the workspace is adopted.
 func (r *run) exchange(ctx context.Context) error {
-	if err := os.MkdirAll(r.d.transferDir(), 0o700); err != nil {
+	if err := os.MkdirAll(r.d.TransferDir(), 0o700); err != nil {
 		return err
 	}
 	for _, sz := range transferSizes {
-		if err := randomFile(filepath.Join(r.d.transferDir(), sz.name), sz.n); err != nil {
+		if err := randomFile(filepath.Join(r.d.TransferDir(), sz.name), sz.n); err != nil {
 			return err
 		}
 	}
@@ -322,7 +323,7 @@ func (r *run) exchange(ctx context.Context) error {
 		if err := r.mcpRound(ctx, &viaMCP); err != nil {
 			return err
 		}
-		if err := r.d.stop(); err != nil {
+		if err := r.d.Stop(); err != nil {
 			return err
 		}
 		r.s.Close()
@@ -330,13 +331,13 @@ func (r *run) exchange(ctx context.Context) error {
 		if err := r.channelRound(ctx, &viaChan); err != nil {
 			return err
 		}
-		if err := r.d.start(ctx); err != nil {
+		if err := r.d.Start(ctx); err != nil {
 			return err
 		}
 		if err := r.connect(ctx); err != nil {
 			return err
 		}
-		if _, err := call[map[string]any](ctx, r.s, "workspace_adopt", map[string]any{"workspace_id": r.ws}); err != nil {
+		if _, err := testdaemon.Call[map[string]any](ctx, r.s, "workspace_adopt", map[string]any{"workspace_id": r.ws}); err != nil {
 			return err
 		}
 	}
@@ -365,7 +366,7 @@ func (r *run) mcpRound(ctx context.Context, t *pathTimes) error {
 	args := map[string]any{"workspace_id": r.ws, "command": "true"}
 	for i := range r.plan.execs + 1 {
 		start := time.Now()
-		res, err := call[execResult](ctx, r.s, "exec", args)
+		res, err := testdaemon.Call[execResult](ctx, r.s, "exec", args)
 		if err != nil {
 			return err
 		}
@@ -379,18 +380,18 @@ func (r *run) mcpRound(ctx context.Context, t *pathTimes) error {
 	for _, sz := range transferSizes {
 		for range r.reps(sz.n) {
 			start := time.Now()
-			if _, err := call[map[string]any](ctx, r.s, "file_transfer", map[string]any{"workspace_id": r.ws,
+			if _, err := testdaemon.Call[map[string]any](ctx, r.s, "file_transfer", map[string]any{"workspace_id": r.ws,
 				"direction": "upload", "host_path": sz.name, "guest_path": "/root/" + sz.name}); err != nil {
 				return err
 			}
 			t.write[sz.name] = append(t.write[sz.name], mbps(sz.n, time.Since(start)))
 			start = time.Now()
-			if _, err := call[map[string]any](ctx, r.s, "file_transfer", map[string]any{"workspace_id": r.ws,
+			if _, err := testdaemon.Call[map[string]any](ctx, r.s, "file_transfer", map[string]any{"workspace_id": r.ws,
 				"direction": "download", "host_path": "back-" + sz.name, "guest_path": "/root/" + sz.name}); err != nil {
 				return err
 			}
 			t.read[sz.name] = append(t.read[sz.name], mbps(sz.n, time.Since(start)))
-			os.Remove(filepath.Join(r.d.transferDir(), "back-"+sz.name))
+			os.Remove(filepath.Join(r.d.TransferDir(), "back-"+sz.name))
 		}
 	}
 	return nil
@@ -407,7 +408,7 @@ func (r *run) reps(n int64) int {
 // daemon running. A read goes to a host file that is synced, as a download
 // is.
 func (r *run) channelRound(ctx context.Context, t *pathTimes) error {
-	c, err := channel.Dial(ctx, r.d.channelSocket(r.ws), channel.Options{})
+	c, err := channel.Dial(ctx, r.d.ChannelSocket(r.ws), channel.Options{})
 	if err != nil {
 		return err
 	}
@@ -423,8 +424,8 @@ func (r *run) channelRound(ctx context.Context, t *pathTimes) error {
 		}
 	}
 	for _, sz := range transferSizes {
-		src := filepath.Join(r.d.transferDir(), sz.name)
-		dst := filepath.Join(r.d.transferDir(), "raw-back-"+sz.name)
+		src := filepath.Join(r.d.TransferDir(), sz.name)
+		dst := filepath.Join(r.d.TransferDir(), "raw-back-"+sz.name)
 		for range r.reps(sz.n) {
 			start := time.Now()
 			if err := writeFrom(ctx, c, src, "/root/raw-"+sz.name, sz.n); err != nil {
@@ -447,7 +448,7 @@ func (r *run) keepConsole(id string) error {
 	if r.opts.KeepLogs == "" {
 		return nil
 	}
-	return copyFile(filepath.Join(r.d.dir, "data", "workspaces", id, "console.log"),
+	return copyFile(filepath.Join(r.d.DataDir(), "workspaces", id, "console.log"),
 		filepath.Join(r.opts.KeepLogs, "console-"+id+".log"))
 }
 

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,17 +39,6 @@ func TestVMLimits(t *testing.T) {
 	}
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tlogWriter struct{ t testing.TB }
-
-func (w tlogWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
 // testConfiner is a confiner on a cgroup parent of the test's own, removed
 // when the test ends.
 func testConfiner(t *testing.T, required bool) *confiner {
@@ -61,7 +49,7 @@ func testConfiner(t *testing.T, required bool) *confiner {
 	cfg := config.Default()
 	cfg.Resources.CgroupParent = "agentiso-test-" + hex.EncodeToString(b)
 	cfg.Resources.CgroupRequired = required
-	c := newConfiner(cfg, qemu.AccelTCG, testLogger(t))
+	c := newConfiner(cfg, qemu.AccelTCG, testenv.Logger(t))
 	if c.why != nil {
 		t.Fatalf("no usable cgroups on this host: %v", c.why)
 	}
@@ -216,8 +204,8 @@ func TestH8_MemoryLimitKillsTheVMNotTheHost(t *testing.T) {
 	var finalErr error
 	r, err := vm.NewRunner(vm.Config{
 		Accel:       qemu.AccelTCG,
-		Dial:        dialGuest(testLogger(t), channel.NewStreamLimit(64)),
-		Logger:      testLogger(t),
+		Dial:        dialGuest(testenv.Logger(t), channel.NewStreamLimit(64)),
+		Logger:      testenv.Logger(t),
 		BootTimeout: 90 * time.Second,
 		TCGCacheMB:  64,
 		AfterStart:  c.afterStart,

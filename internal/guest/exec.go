@@ -61,14 +61,24 @@ func execEnv(layers ...map[string]string) ([]string, error) {
 
 // exec runs one command and streams its output and exit to the host.
 func (a *Agent) exec(st net.Conn, req *protocol.Exec) {
+	a.capped(st, func() (*protocol.Exit, error) { return a.runCommand(st, req) })
+}
+
+// capped runs run in one of the MaxExecs slots for running commands and
+// answers the host with its Exit, or its error; with every slot taken it
+// refuses at once. The slot is free again before the answer leaves, so a
+// host that starts its next command on the answer finds it free.
+func (a *Agent) capped(st net.Conn, run func() (*protocol.Exit, error)) {
 	select {
 	case a.execs <- struct{}{}:
-		defer func() { <-a.execs }()
 	default:
 		a.fail(st, errdefs.Unavailablef("too many commands running (at most %d)", a.opts.MaxExecs))
 		return
 	}
-	exit, err := a.runCommand(st, req)
+	exit, err := func() (*protocol.Exit, error) {
+		defer func() { <-a.execs }()
+		return run()
+	}()
 	if err != nil {
 		a.fail(st, err)
 		return

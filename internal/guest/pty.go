@@ -32,19 +32,7 @@ var loginShells = [][]string{{"/bin/bash", "-l"}, {"/bin/sh", "-l"}}
 // ways until it ends. A terminal counts against the cap on running
 // commands.
 func (a *Agent) pty(st net.Conn, req *protocol.PTYOpen) {
-	select {
-	case a.execs <- struct{}{}:
-		defer func() { <-a.execs }()
-	default:
-		a.fail(st, errdefs.Unavailablef("too many commands running (at most %d)", a.opts.MaxExecs))
-		return
-	}
-	exit, err := a.runPTY(st, req)
-	if err != nil {
-		a.fail(st, err)
-		return
-	}
-	a.reply(st, exit)
+	a.capped(st, func() (*protocol.Exit, error) { return a.runPTY(st, req) })
 }
 
 // runPTY starts the program and serves its terminal. It returns an error

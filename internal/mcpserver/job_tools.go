@@ -41,28 +41,16 @@ type execBackgroundIn struct {
 	Signal         any               `json:"signal,omitempty" jsonschema:"kill: signal for the job's process group, by name (SIGTERM, TERM) or number (15); default SIGKILL"`
 }
 
+// jobOut is the job tool's answer: the action, the job, and for kill the
+// signal sent.
 type jobOut struct {
-	Action      string `json:"action"`
-	JobID       uint32 `json:"job_id"`
-	Pid         int    `json:"pid"`
-	Running     bool   `json:"running"`
-	ExitCode    *int   `json:"exit_code"`
-	Signal      string `json:"signal,omitempty"`
-	DurationMs  int64  `json:"duration_ms"`
-	Stdout      string `json:"stdout"`
-	Stderr      string `json:"stderr"`
-	StdoutBytes int64  `json:"stdout_bytes"`
-	StderrBytes int64  `json:"stderr_bytes"`
-	Truncated   bool   `json:"truncated"`
-	SignalSent  string `json:"signal_sent,omitempty"`
+	Action string `json:"action"`
+	workspace.Job
+	SignalSent string `json:"signal_sent,omitempty"`
 }
 
 func jobResult(action string, j *workspace.Job) *jobOut {
-	return &jobOut{
-		Action: action, JobID: j.JobID, Pid: j.Pid, Running: j.Running, ExitCode: j.ExitCode, Signal: j.Signal,
-		DurationMs: j.DurationMs, Stdout: j.Stdout, Stderr: j.Stderr, StdoutBytes: j.StdoutBytes,
-		StderrBytes: j.StderrBytes, Truncated: j.Truncated,
-	}
+	return &jobOut{Action: action, Job: *j}
 }
 
 type execParallelIn struct {

@@ -9,6 +9,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/agentiso/agentiso/internal/testenv"
+	"github.com/agentiso/agentiso/internal/testenv/netns"
 )
 
 // A port forward reaches the VM from loopback on the host and from a
@@ -54,8 +55,8 @@ func TestAllowedPortsFromHostInterfacesOnly(t *testing.T) {
 	w := newWorld(t)
 	listenTCP(t, w.b.ns, ":8080")
 	listenTCP(t, w.b.ns, ":8081")
-	ip(t, "-n", w.inet, "route", "add", w.h.Subnet().String(), "via", w.upIP.String())
-	ip(t, "-n", w.lan, "route", "add", w.h.Subnet().String(), "via", w.lanHost.String())
+	netns.IP(t, "-n", w.inet, "route", "add", w.h.Subnet().String(), "via", w.upIP.String())
+	netns.IP(t, "-n", w.lan, "route", "add", w.h.Subnet().String(), "via", w.lanHost.String())
 
 	if dial(t, w.lan, addr(w.b.ip, 8080), quick) {
 		t.Fatal("a VM port was reachable with no allowed ports")
@@ -85,7 +86,7 @@ func TestL2_OtherTablesAndTrafficUntouched(t *testing.T) {
 	nft(t, w.host, "add", "rule", "ip", "someone_else", "c", "counter", "accept")
 	before := nft(t, w.host, "list", "table", "ip", "someone_else")
 
-	ip(t, "-n", w.inet, "route", "add", "192.0.2.0/24", "via", w.upIP.String())
+	netns.IP(t, "-n", w.inet, "route", "add", "192.0.2.0/24", "via", w.upIP.String())
 	listenTCP(t, w.lan, ":7000")
 	if !dial(t, w.inet, "192.0.2.2:7000", 3*time.Second) {
 		t.Error("traffic routed between two other interfaces was blocked by our tables")
@@ -160,7 +161,7 @@ func TestL6_ForgetClearsFlowsAndNeighbours(t *testing.T) {
 
 	// As the manager does: rules first, then the port, then Forget.
 	w.apply(t, Ruleset{Bridge: w.base.Bridge, Subnet: w.base.Subnet, VMs: []VM{w.b.rules(false)}})
-	ip(t, "-n", w.host, "link", "del", w.a.tap)
+	netns.IP(t, "-n", w.host, "link", "del", w.a.tap)
 	if n, _ := w.h.FlowsOf(w.a.ip); n == 0 || neighbourEntries(t, w, w.a) == 0 {
 		t.Fatal("removing rules and port already cleared the state; the test proves nothing about Forget")
 	}
@@ -184,7 +185,7 @@ func neighbourEntries(t *testing.T, w *world, vm fakeVM) int {
 	t.Helper()
 	var n []netlink.Neigh
 	var err error
-	inNS(t, w.host, func() { n, err = neighboursOf(vm.ip, vm.mac) })
+	netns.Do(t, w.host, func() { n, err = neighboursOf(vm.ip, vm.mac) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +244,7 @@ func TestTAPLifecycleAndTeardown(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out := ip(t, "-n", ns, "-d", "link", "show", name)
+	out := netns.IP(t, "-n", ns, "-d", "link", "show", name)
 	for _, want := range []string{"master " + h.Bridge(), "tun type tap", "UP"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("TAP lacks %q:\n%s", want, out)
@@ -256,7 +257,7 @@ func TestTAPLifecycleAndTeardown(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The gateway's MAC is fixed, whatever ports come and go.
-	if out := ip(t, "-n", ns, "link", "show", h.Bridge()); !strings.Contains(out, MACFor(h.Gateway()).String()) {
+	if out := netns.IP(t, "-n", ns, "link", "show", h.Bridge()); !strings.Contains(out, MACFor(h.Gateway()).String()) {
 		t.Errorf("the bridge's MAC is not the fixed one:\n%s", out)
 	}
 	if ok, _ := h.HasLink(name); ok {
@@ -283,9 +284,9 @@ func TestTAPLifecycleAndTeardown(t *testing.T) {
 // a bridge.
 func TestSetupRefusesANonBridge(t *testing.T) {
 	testenv.Require(t, "root", "netns")
-	ns := newNS(t, "agth")
-	ip(t, "-n", ns, "link", "add", "br-test", "type", "veth", "peer", "name", "other0")
-	h, err := NewHost(Config{Bridge: "br-test", Subnet: testSubnet, Enter: enter(t, ns)})
+	ns := netns.New(t, "agth")
+	netns.IP(t, "-n", ns, "link", "add", "br-test", "type", "veth", "peer", "name", "other0")
+	h, err := NewHost(Config{Bridge: "br-test", Subnet: testSubnet, Enter: netns.Enter(t, ns)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/agentiso/agentiso/internal/testenv/netns"
 )
 
 // Hand-built frames for the spoofing tests: a VM can put anything on the
@@ -75,7 +77,7 @@ func arpReplies(t *testing.T, ns, ifname string, ip netip.Addr, d time.Duration,
 	t.Helper()
 	var fd int
 	var err error
-	inNS(t, ns, func() {
+	netns.Do(t, ns, func() {
 		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ARP)))
 		if err != nil {
 			return

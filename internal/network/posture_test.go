@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentiso/agentiso/internal/testenv/netns"
 )
 
 // world is a host namespace with the bridge, two fake VMs, an "internet"
@@ -33,28 +35,14 @@ func newWorld(t *testing.T) *world {
 	t.Helper()
 	h, host := testHost(t, "lan0")
 	w := &world{h: h, host: host,
-		inetIP: netip.MustParseAddr("203.0.113.10"), upIP: netip.MustParseAddr("198.51.100.1"),
-		lanHost: netip.MustParseAddr("192.0.2.1")}
-	w.inet = newNS(t, "agti")
-	ip(t, "-n", host, "link", "add", "up0", "type", "veth", "peer", "name", "wan0", "netns", w.inet)
-	ip(t, "-n", host, "addr", "add", "198.51.100.1/24", "dev", "up0")
-	ip(t, "-n", host, "link", "set", "up0", "up")
-	ip(t, "-n", w.inet, "addr", "add", "198.51.100.2/24", "dev", "wan0")
-	ip(t, "-n", w.inet, "link", "set", "wan0", "up")
-	ip(t, "-n", w.inet, "addr", "add", "203.0.113.10/32", "dev", "lo")
-	ip(t, "-n", host, "route", "add", "default", "via", "198.51.100.2")
-
-	w.lan = newNS(t, "agtl")
-	ip(t, "-n", host, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns", w.lan)
-	ip(t, "-n", host, "addr", "add", "192.0.2.1/24", "dev", "lan0")
-	ip(t, "-n", host, "link", "set", "lan0", "up")
-	ip(t, "-n", w.lan, "addr", "add", "192.0.2.2/24", "dev", "eth0")
-	ip(t, "-n", w.lan, "link", "set", "eth0", "up")
-	ip(t, "-n", w.lan, "route", "add", "default", "via", "192.0.2.1")
+		inetIP: netip.MustParseAddr("203.0.113.10"), upIP: netip.MustParseAddr(netns.UpHost),
+		lanHost: netip.MustParseAddr(netns.LANHost)}
+	w.inet, w.lan = netns.Outside(t, host)
+	netns.IP(t, "-n", w.inet, "addr", "add", "203.0.113.10/32", "dev", "lo")
 
 	w.a = addFakeVM(t, h, host, "10.231.0.2")
 	w.b = addFakeVM(t, h, host, "10.231.0.3")
-	inNS(t, host, func() {
+	netns.Do(t, host, func() {
 		ifi, err := net.InterfaceByName(h.Bridge())
 		if err != nil {
 			t.Error(err)
@@ -253,7 +241,7 @@ func TestM3_ARPLimitedToOwnAddress(t *testing.T) {
 	}
 	// ARP with a forged sender MAC inside an otherwise own frame.
 	forged := net.HardwareAddr{0x02, 0x00, 0x00, 0xde, 0xad, 0x02}
-	ip(t, "-n", w.host, "neigh", "flush", "dev", w.h.Bridge())
+	netns.IP(t, "-n", w.host, "neigh", "flush", "dev", w.h.Bridge())
 	sendFrame(t, w.a.ns, "eth0", arpFrame(broadcastMAC, w.a.mac, 1, forged, w.a.ip, zero, gw))
 	time.Sleep(200 * time.Millisecond)
 	if m := neighbour(t, w.host, w.a.ip); m == forged.String() {
@@ -284,7 +272,7 @@ func TestM3_ARPLimitedToOwnAddress(t *testing.T) {
 func setBridgeNF(t *testing.T, ns, v string) {
 	t.Helper()
 	var err error
-	inNS(t, ns, func() { err = writeSysctl("bridge/bridge-nf-call-iptables", v) })
+	netns.Do(t, ns, func() { err = writeSysctl("bridge/bridge-nf-call-iptables", v) })
 	switch {
 	case errors.Is(err, os.ErrNotExist) && v == "0":
 		// No br_netfilter: bridged traffic never reaches the inet hooks.
@@ -298,7 +286,7 @@ func setBridgeNF(t *testing.T, ns, v string) {
 // neighbour returns the MAC the host's ARP table holds for a, or "".
 func neighbour(t *testing.T, ns string, a netip.Addr) string {
 	t.Helper()
-	out := ip(t, "-n", ns, "neigh", "show", a.String())
+	out := netns.IP(t, "-n", ns, "neigh", "show", a.String())
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())

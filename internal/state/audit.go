@@ -141,26 +141,20 @@ func listAudit(ctx context.Context, q querier, f AuditFilter) ([]AuditEntry, err
 	if err != nil {
 		return nil, fmt.Errorf("listing audit log: %w", err)
 	}
-	defer rows.Close()
-	var out []AuditEntry
-	for rows.Next() {
+	return scanRows(rows, "audit entry", func(r scanner) (AuditEntry, error) {
 		var e AuditEntry
 		var at int64
 		var result, detail string
-		if err := rows.Scan(&e.ID, &at, &e.SessionID, &e.Actor, &e.Action, &e.Target, &result,
+		if err := r.Scan(&e.ID, &at, &e.SessionID, &e.Actor, &e.Action, &e.Target, &result,
 			&e.ErrorClass, &e.DurationMs, &detail); err != nil {
-			return nil, fmt.Errorf("reading audit entry: %w", err)
+			return e, err
 		}
 		e.Time, e.Result = fromNanos(at), AuditResult(result)
 		if detail != "" {
 			e.Detail = json.RawMessage(detail)
 		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing audit log: %w", err)
-	}
-	return out, nil
+		return e, nil
+	})
 }
 
 // AppendAudit adds an entry to the audit log in its own transaction.

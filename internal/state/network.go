@@ -62,26 +62,25 @@ func leases(ctx context.Context, q querier) ([]Lease, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing leases: %w", err)
 	}
-	defer rows.Close()
-	var out []Lease
-	for rows.Next() {
+	out, err := scanRows(rows, "lease", func(r scanner) (Lease, error) {
 		var ip, mac, state string
 		var l Lease
 		var updated int64
-		if err := rows.Scan(&ip, &mac, &l.WorkspaceID, &state, &updated); err != nil {
-			return nil, fmt.Errorf("reading lease: %w", err)
+		err := r.Scan(&ip, &mac, &l.WorkspaceID, &state, &updated)
+		if err != nil {
+			return l, err
 		}
 		if l.IP, err = netip.ParseAddr(ip); err != nil {
-			return nil, fmt.Errorf("reading lease: bad address %q", ip)
+			return l, fmt.Errorf("bad address %q", ip)
 		}
 		if l.MAC, err = net.ParseMAC(mac); err != nil {
-			return nil, fmt.Errorf("reading lease: bad MAC %q", mac)
+			return l, fmt.Errorf("bad MAC %q", mac)
 		}
 		l.State, l.UpdatedAt = LeaseState(state), fromNanos(updated)
-		out = append(out, l)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing leases: %w", err)
+		return l, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b Lease) int { return a.IP.Compare(b.IP) })
 	return out, nil
@@ -169,16 +168,18 @@ func netPolicy(ctx context.Context, q querier, id string) (NetPolicy, error) {
 	if err != nil {
 		return NetPolicy{}, fmt.Errorf("reading allowed ports: %w", err)
 	}
-	defer rows.Close()
-	p.AllowedPorts = []int{}
-	for rows.Next() {
-		var port int
-		if err := rows.Scan(&port); err != nil {
-			return NetPolicy{}, fmt.Errorf("reading allowed ports: %w", err)
-		}
-		p.AllowedPorts = append(p.AllowedPorts, port)
+	ports, err := scanRows(rows, "allowed ports", func(r scanner) (port int, err error) {
+		err = r.Scan(&port)
+		return port, err
+	})
+	if err != nil {
+		return NetPolicy{}, err
 	}
-	return p, rows.Err()
+	if ports == nil {
+		ports = []int{} // [] rather than null in results
+	}
+	p.AllowedPorts = ports
+	return p, nil
 }
 
 // SetNetPolicy replaces workspace id's policy.
@@ -274,18 +275,20 @@ func portForwards(ctx context.Context, q querier, id string) ([]PortForward, err
 	if err != nil {
 		return nil, fmt.Errorf("listing port forwards: %w", err)
 	}
-	defer rows.Close()
-	out := []PortForward{}
-	for rows.Next() {
+	out, err := scanRows(rows, "port forward", func(r scanner) (PortForward, error) {
 		var f PortForward
 		var created int64
-		if err := rows.Scan(&f.WorkspaceID, &f.GuestPort, &f.HostPort, &created); err != nil {
-			return nil, fmt.Errorf("reading port forward: %w", err)
-		}
+		err := r.Scan(&f.WorkspaceID, &f.GuestPort, &f.HostPort, &created)
 		f.CreatedAt = fromNanos(created)
-		out = append(out, f)
+		return f, err
+	})
+	if err != nil {
+		return nil, err
 	}
-	return out, rows.Err()
+	if out == nil {
+		out = []PortForward{} // [] rather than null in results
+	}
+	return out, nil
 }
 
 // SetPeerGroup makes members (workspace IDs) the whole of group name:

@@ -2,8 +2,6 @@ package state
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -123,14 +121,7 @@ func (t *Tx) ListSessions(ctx context.Context, f SessionFilter) ([]Session, erro
 
 func getSession(ctx context.Context, q querier, id string) (Session, error) {
 	row := q.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, id)
-	s, err := scanSession(row)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Session{}, errdefs.NotFoundf("session_id: no such session")
-	}
-	if err != nil {
-		return Session{}, fmt.Errorf("reading session: %w", err)
-	}
-	return s, nil
+	return scanRow(row, "session", errdefs.NotFoundf("session_id: no such session"), scanSession)
 }
 
 func listSessions(ctx context.Context, q querier, f SessionFilter) ([]Session, error) {
@@ -143,23 +134,8 @@ func listSessions(ctx context.Context, q querier, f SessionFilter) ([]Session, e
 	if err != nil {
 		return nil, fmt.Errorf("listing sessions: %w", err)
 	}
-	defer rows.Close()
-	var out []Session
-	for rows.Next() {
-		s, err := scanSession(rows)
-		if err != nil {
-			return nil, fmt.Errorf("reading session: %w", err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing sessions: %w", err)
-	}
-	return out, nil
+	return scanRows(rows, "session", scanSession)
 }
-
-// scanner is a *sql.Row or *sql.Rows.
-type scanner interface{ Scan(dest ...any) error }
 
 func scanSession(sc scanner) (Session, error) {
 	var s Session

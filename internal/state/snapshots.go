@@ -3,7 +3,6 @@ package state
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -141,14 +140,7 @@ func checkSnapshot(s *Snapshot) error {
 
 func getSnapshot(ctx context.Context, q querier, ws, name string) (Snapshot, error) {
 	row := q.QueryRowContext(ctx, `SELECT `+snapshotColumns+` FROM snapshots WHERE workspace_id = ? AND name = ?`, ws, name)
-	s, err := scanSnapshot(row)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Snapshot{}, errdefs.NotFoundf("name: no such snapshot")
-	}
-	if err != nil {
-		return Snapshot{}, fmt.Errorf("reading snapshot: %w", err)
-	}
-	return s, nil
+	return scanRow(row, "snapshot", errdefs.NotFoundf("name: no such snapshot"), scanSnapshot)
 }
 
 func listSnapshots(ctx context.Context, q querier, ws string) ([]Snapshot, error) {
@@ -160,19 +152,7 @@ func listSnapshots(ctx context.Context, q querier, ws string) ([]Snapshot, error
 	if err != nil {
 		return nil, fmt.Errorf("listing snapshots: %w", err)
 	}
-	defer rows.Close()
-	var out []Snapshot
-	for rows.Next() {
-		s, err := scanSnapshot(rows)
-		if err != nil {
-			return nil, fmt.Errorf("reading snapshot: %w", err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing snapshots: %w", err)
-	}
-	return out, nil
+	return scanRows(rows, "snapshot", scanSnapshot)
 }
 
 func scanSnapshot(sc scanner) (Snapshot, error) {

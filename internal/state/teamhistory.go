@@ -22,22 +22,14 @@ func (s *Store) RecentMessages(ctx context.Context, team string, limit int) ([]S
 	if err != nil {
 		return nil, fmt.Errorf("reading messages: %w", err)
 	}
-	defer rows.Close()
-	var out []StoredMessage
-	for rows.Next() {
+	return scanRows(rows, "message", func(r scanner) (StoredMessage, error) {
 		var m StoredMessage
 		var at, read int64
-		if err := rows.Scan(&m.ID, &m.Team, &m.Sender, &m.Recipient, &m.Type, &m.Content, &at, &read); err != nil {
-			return nil, fmt.Errorf("reading message: %w", err)
-		}
+		err := r.Scan(&m.ID, &m.Team, &m.Sender, &m.Recipient, &m.Type, &m.Content, &at, &read)
 		m.CreatedAt = fromNanos(at)
 		if read != 0 {
 			m.ReadAt = fromNanos(read)
 		}
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading messages: %w", err)
-	}
-	return out, nil
+		return m, err
+	})
 }

@@ -48,20 +48,16 @@ func (s *Store) TakeMessages(ctx context.Context, team, recipient string, limit 
 		if err != nil {
 			return nil, fmt.Errorf("reading inbox: %w", err)
 		}
-		var out []TeamMessage
-		for rows.Next() {
+		// scanRows closes the rows before the updates below.
+		out, err := scanRows(rows, "message", func(r scanner) (TeamMessage, error) {
 			var m TeamMessage
 			var at int64
-			if err := rows.Scan(&m.ID, &m.Team, &m.Sender, &m.Recipient, &m.Type, &m.Content, &at); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("reading message: %w", err)
-			}
+			err := r.Scan(&m.ID, &m.Team, &m.Sender, &m.Recipient, &m.Type, &m.Content, &at)
 			m.CreatedAt = fromNanos(at)
-			out = append(out, m)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("reading inbox: %w", err)
+			return m, err
+		})
+		if err != nil {
+			return nil, err
 		}
 		read := nanos(now())
 		for _, m := range out {
@@ -232,22 +228,19 @@ func queryTasks(ctx context.Context, q querier, where string, args ...any) ([]Te
 	if err != nil {
 		return nil, fmt.Errorf("listing tasks: %w", err)
 	}
-	defer rows.Close()
-	var out []TeamTask
-	for rows.Next() {
+	return scanRows(rows, "task", func(r scanner) (TeamTask, error) {
 		var tk TeamTask
 		var env, st string
 		var created, finished int64
-		if err := rows.Scan(&tk.ID, &tk.Team, &tk.Member, &tk.TaskID, &tk.Sender, &tk.Command, &tk.Workdir, &env,
+		if err := r.Scan(&tk.ID, &tk.Team, &tk.Member, &tk.TaskID, &tk.Sender, &tk.Command, &tk.Workdir, &env,
 			&tk.TimeoutMs, &st, &tk.ExitCode, &tk.Stdout, &tk.Stderr, &tk.Truncated, &tk.Error, &tk.DurationMs,
 			&created, &finished); err != nil {
-			return nil, fmt.Errorf("reading task: %w", err)
+			return tk, err
 		}
 		if err := json.Unmarshal([]byte(env), &tk.Env); err != nil {
-			return nil, fmt.Errorf("decoding task env: %w", err)
+			return tk, fmt.Errorf("decoding task env: %w", err)
 		}
 		tk.State, tk.CreatedAt, tk.FinishedAt = TaskState(st), fromNanos(created), fromNanos(finished)
-		out = append(out, tk)
-	}
-	return out, rows.Err()
+		return tk, nil
+	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -113,16 +112,7 @@ func (s *Store) ListTeams(ctx context.Context) ([]Team, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing teams: %w", err)
 	}
-	defer rows.Close()
-	var out []Team
-	for rows.Next() {
-		tm, err := scanTeam(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, tm)
-	}
-	return out, rows.Err()
+	return scanRows(rows, "team", scanTeam)
 }
 
 // SubTeams returns the names of the direct sub-teams of name.
@@ -131,16 +121,10 @@ func (s *Store) SubTeams(ctx context.Context, name string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing sub-teams: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, fmt.Errorf("reading sub-team: %w", err)
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
+	return scanRows(rows, "sub-team", func(r scanner) (n string, err error) {
+		err = r.Scan(&n)
+		return n, err
+	})
 }
 
 // TeamSubtreeVMs counts the VMs reserved by team name and all its
@@ -206,29 +190,22 @@ func (s *Store) TeamMembers(ctx context.Context, team string) ([]TeamMember, err
 	if err != nil {
 		return nil, fmt.Errorf("listing team members: %w", err)
 	}
-	defer rows.Close()
-	var out []TeamMember
-	for rows.Next() {
+	return scanRows(rows, "team member", func(r scanner) (TeamMember, error) {
 		var m TeamMember
 		var skills string
-		if err := rows.Scan(&m.Team, &m.Name, &m.Role, &skills, &m.Description, &m.WorkspaceID); err != nil {
-			return nil, fmt.Errorf("reading team member: %w", err)
+		if err := r.Scan(&m.Team, &m.Name, &m.Role, &skills, &m.Description, &m.WorkspaceID); err != nil {
+			return m, err
 		}
 		if err := json.Unmarshal([]byte(skills), &m.Skills); err != nil {
-			return nil, fmt.Errorf("decoding skills: %w", err)
+			return m, fmt.Errorf("decoding skills: %w", err)
 		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
+		return m, nil
+	})
 }
 
 func getTeam(ctx context.Context, q querier, name string) (Team, error) {
 	row := q.QueryRowContext(ctx, `SELECT name, owner, COALESCE(parent, ''), max_vms, bridge_tools, state, created_at FROM teams WHERE name = ?`, name)
-	tm, err := scanTeam(row)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Team{}, errdefs.NotFoundf("name: no such team in this session")
-	}
-	return tm, err
+	return scanRow(row, "team", errdefs.NotFoundf("name: no such team in this session"), scanTeam)
 }
 
 func scanTeam(sc scanner) (Team, error) {
@@ -236,10 +213,7 @@ func scanTeam(sc scanner) (Team, error) {
 	var st, tools string
 	var created int64
 	if err := sc.Scan(&tm.Name, &tm.Owner, &tm.Parent, &tm.MaxVMs, &tools, &st, &created); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return Team{}, err
-		}
-		return Team{}, fmt.Errorf("reading team: %w", err)
+		return Team{}, err
 	}
 	tm.State, tm.CreatedAt = TeamState(st), fromNanos(created)
 	if err := json.Unmarshal([]byte(tools), &tm.BridgeTools); err != nil {

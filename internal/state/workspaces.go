@@ -2,7 +2,6 @@ package state
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -262,14 +261,7 @@ func workspaceWriteError(err error, doing string) error {
 
 func getWorkspace(ctx context.Context, q querier, where string, arg any, field string) (Workspace, error) {
 	row := q.QueryRowContext(ctx, `SELECT `+workspaceColumns+` FROM workspaces WHERE `+where, arg)
-	w, err := scanWorkspace(row)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Workspace{}, errdefs.NotFoundf("%s: no such workspace", field)
-	}
-	if err != nil {
-		return Workspace{}, fmt.Errorf("reading workspace: %w", err)
-	}
-	return w, nil
+	return scanRow(row, "workspace", errdefs.NotFoundf("%s: no such workspace", field), scanWorkspace)
 }
 
 func listWorkspaces(ctx context.Context, q querier, f WorkspaceFilter) ([]Workspace, error) {
@@ -296,19 +288,7 @@ func listWorkspaces(ctx context.Context, q querier, f WorkspaceFilter) ([]Worksp
 	if err != nil {
 		return nil, fmt.Errorf("listing workspaces: %w", err)
 	}
-	defer rows.Close()
-	var out []Workspace
-	for rows.Next() {
-		w, err := scanWorkspace(rows)
-		if err != nil {
-			return nil, fmt.Errorf("reading workspace: %w", err)
-		}
-		out = append(out, w)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing workspaces: %w", err)
-	}
-	return out, nil
+	return scanRows(rows, "workspace", scanWorkspace)
 }
 
 func countWorkspaces(ctx context.Context, q querier, owner string) (int, error) {

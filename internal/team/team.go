@@ -11,11 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/agentiso/agentiso/internal/cleanup"
 	"github.com/agentiso/agentiso/internal/errdefs"
+	"github.com/agentiso/agentiso/internal/keylock"
 	"github.com/agentiso/agentiso/internal/names"
 	"github.com/agentiso/agentiso/internal/state"
 	"github.com/agentiso/agentiso/internal/vault"
@@ -98,9 +98,8 @@ type Service struct {
 	rates  *rates
 	runner *runner
 
-	// mu serialises create and destroy of one team name with each other.
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex
+	// locks serialise create and destroy of one team name with each other.
+	locks keylock.Locks
 }
 
 // New returns a Service. Call Recover before serving requests.
@@ -130,7 +129,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{
 		store: cfg.Store, ws: cfg.Workspaces, vault: cfg.Vault, bridge: cfg.Bridge, net: cfg.Network, lim: l, log: cfg.Logger,
-		rates: newRates(l.MessagesPerMinute, time.Now), locks: map[string]*sync.Mutex{},
+		rates: newRates(l.MessagesPerMinute, time.Now),
 	}
 	s.runner = newRunner(s)
 	return s, nil
@@ -195,17 +194,7 @@ func errNoTeam(field string) error {
 }
 
 // lock serialises create and destroy of team name.
-func (s *Service) lock(name string) func() {
-	s.mu.Lock()
-	l, ok := s.locks[name]
-	if !ok {
-		l = &sync.Mutex{}
-		s.locks[name] = l
-	}
-	s.mu.Unlock()
-	l.Lock()
-	return l.Unlock
-}
+func (s *Service) lock(name string) func() { return s.locks.Lock(name) }
 
 // validateRoles checks every role before anything is used (finding M-18):
 // member names are workspace names' parts, vault path components and

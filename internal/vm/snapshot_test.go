@@ -16,7 +16,8 @@ import (
 	"github.com/agentiso/agentiso/internal/testenv"
 )
 
-// layeredSpec is testSpec on a layer store the test can snapshot.
+// layeredSpec is testSpec and the layer store its overlay is on, for tests
+// that snapshot it.
 func layeredSpec(t testing.TB, id string) (Spec, *storage.Qcow2) {
 	t.Helper()
 	testenv.Require(t, "root", "qemu", "qemu-img", "image")
@@ -38,7 +39,7 @@ func layeredSpec(t testing.TB, id string) (Spec, *storage.Qcow2) {
 	spec := Spec{
 		ID: id, VCPUs: 1, MemoryMB: 256,
 		Kernel: img.KernelPath(), Initrd: img.InitrdPath(), KernelArgs: img.KernelArgs(),
-		Disk: disk, RunDir: filepath.Join(dir, "run-"+id), LogDir: filepath.Join(dir, "logs-"+id),
+		Disk: disk, RunDir: filepath.Join(dir, "run"), LogDir: filepath.Join(dir, "logs"),
 	}
 	t.Cleanup(func() { killStrays(t, spec) })
 	return spec, disks

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -18,9 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/agentiso/agentiso/internal/errdefs"
-	"github.com/agentiso/agentiso/internal/image"
 	"github.com/agentiso/agentiso/internal/qemu"
-	"github.com/agentiso/agentiso/internal/storage"
 	"github.com/agentiso/agentiso/internal/testenv"
 )
 
@@ -58,23 +55,12 @@ func startAndExit(js string) int {
 	return 0
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tlogWriter struct{ t testing.TB }
-
-func (w tlogWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
 func newTestRunner(t testing.TB, mutate func(*Config)) *Runner {
 	t.Helper()
 	cfg := Config{
 		Accel:       qemu.AccelTCG,
 		Dial:        testDial,
-		Logger:      testLogger(t),
+		Logger:      testenv.Logger(t),
 		BootTimeout: 60 * time.Second,
 		StopTimeout: 10 * time.Second,
 	}
@@ -93,34 +79,7 @@ func newTestRunner(t testing.TB, mutate func(*Config)) *Runner {
 // happened to the VM value.
 func testSpec(t testing.TB, id string) Spec {
 	t.Helper()
-	testenv.Require(t, "root", "qemu", "qemu-img", "image")
-	img, err := image.Load(testenv.ImageDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	disks, err := storage.NewQcow2(storage.Qcow2Config{Root: filepath.Join(dir, "disks")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	disk, err := disks.Create(ctx, id, img.RootfsPath(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := Spec{
-		ID:         id,
-		VCPUs:      1,
-		MemoryMB:   256,
-		Kernel:     img.KernelPath(),
-		Initrd:     img.InitrdPath(),
-		KernelArgs: img.KernelArgs(),
-		Disk:       disk,
-		RunDir:     filepath.Join(dir, "run"),
-		LogDir:     filepath.Join(dir, "logs"),
-	}
-	t.Cleanup(func() { killStrays(t, spec) })
+	spec, _ := layeredSpec(t, id)
 	return spec
 }
 
@@ -414,7 +373,7 @@ func TestProbeBootOnThisHost(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), qemu.DefaultProbeTimeout)
 	defer cancel()
 	start := time.Now()
-	err := ProbeBoot(ctx, Config{Accel: qemu.AccelKVM, Dial: testDial, Logger: testLogger(t)}, spec)
+	err := ProbeBoot(ctx, Config{Accel: qemu.AccelKVM, Dial: testDial, Logger: testenv.Logger(t)}, spec)
 	t.Logf("KVM probe: %v after %v", err, time.Since(start))
 	_, pvm := os.Stat("/sys/module/kvm_pvm")
 	_, intel := os.Stat("/sys/module/kvm_intel")

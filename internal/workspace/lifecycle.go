@@ -207,9 +207,6 @@ func (m *Manager) forget(id string) {
 	// Its snapshots went with the record; their layers go unless forks
 	// stand on them.
 	m.pruneLayers(ctx)
-	m.mu.Lock()
-	delete(m.locks, id)
-	m.mu.Unlock()
 	m.kickPool() // a VM slot may be free again
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/agentiso/agentiso/internal/channel"
 	"github.com/agentiso/agentiso/internal/errdefs"
 	"github.com/agentiso/agentiso/internal/image"
+	"github.com/agentiso/agentiso/internal/keylock"
 	"github.com/agentiso/agentiso/internal/protocol"
 	"github.com/agentiso/agentiso/internal/state"
 	"github.com/agentiso/agentiso/internal/storage"
@@ -126,12 +127,12 @@ type Manager struct {
 	// stopBackground ends the template builder and the pool filler.
 	stopBackground context.CancelFunc
 	background     sync.WaitGroup
+	// locks serialise lifecycle operations on one workspace.
+	locks keylock.Locks
 
 	mu sync.Mutex
 	// live holds the VMs of running workspaces, by workspace ID.
 	live map[string]*vm.VM
-	// locks serialise lifecycle operations on one workspace.
-	locks map[string]*sync.Mutex
 	// stopping marks VMs whose exit the manager caused, so their watcher
 	// does not record it as a crash.
 	stopping map[string]bool
@@ -169,7 +170,7 @@ func New(o Options) (*Manager, error) {
 		runDir: o.RunDir, logDir: o.LogDir, limits: o.Limits, transfer: o.Transfer, net: ns, log: o.Logger,
 		pauseAt: o.PauseAt, template: o.Template, pool: o.Pool, instanceEnv: o.InstanceEnv,
 		tmplKick: make(chan struct{}, 1), poolKick: make(chan struct{}, 1),
-		live: map[string]*vm.VM{}, locks: map[string]*sync.Mutex{}, stopping: map[string]bool{},
+		live: map[string]*vm.VM{}, stopping: map[string]bool{},
 	}, nil
 }
 
@@ -198,17 +199,7 @@ func (c Caller) mayAct(w state.Workspace) bool {
 }
 
 // lock takes the lifecycle lock of workspace id.
-func (m *Manager) lock(id string) func() {
-	m.mu.Lock()
-	l, ok := m.locks[id]
-	if !ok {
-		l = &sync.Mutex{}
-		m.locks[id] = l
-	}
-	m.mu.Unlock()
-	l.Lock()
-	return l.Unlock
-}
+func (m *Manager) lock(id string) func() { return m.locks.Lock(id) }
 
 // liveVM returns the running VM of workspace id, or an error that says the
 // workspace is not running.

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -213,14 +212,7 @@ func TestAdoptAfterDaemonCrash(t *testing.T) {
 	ws := call[wsInfo](ctx, t, a, "workspace_create", map[string]any{"name": "survivor"})
 	call[map[string]any](ctx, t, a, "file_write", map[string]any{"workspace_id": ws.ID, "path": "/root/mark", "content": "before the crash\n"})
 
-	if err := d.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-d.exited
-	d.cmd = nil
-	// The dead daemon's socket file is left behind; start waits for the
-	// new one.
-	os.Remove(d.socket)
+	d.kill()
 	d.start()
 
 	b := d.client(ctx)

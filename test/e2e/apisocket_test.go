@@ -19,7 +19,7 @@ import (
 // is configured.
 func TestCLIAPISocket(t *testing.T) {
 	d := startDaemon(t, "")
-	sock := filepath.Join(d.runDir, "api.sock")
+	sock := filepath.Join(d.RunDir, "api.sock")
 	var fi os.FileInfo
 	var err error
 	for i := 0; i < 100; i++ {
@@ -29,7 +29,7 @@ func TestCLIAPISocket(t *testing.T) {
 		waitShort()
 	}
 	if err != nil {
-		t.Fatalf("no API socket: %v\n%s", err, d.log())
+		t.Fatalf("no API socket: %v\n%s", err, d.Log())
 	}
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("API socket mode %v, want 0600 (no socket_group)", fi.Mode().Perm())

@@ -150,13 +150,13 @@ func TestM5_BridgeScopedTokens(t *testing.T) {
 
 	// M-6: no part of either token in the daemon's log or its state.
 	var hay []string
-	hay = append(hay, d.log())
-	files, _ := filepath.Glob(filepath.Join(d.dir, "data", "state.db*"))
+	hay = append(hay, d.Log())
+	files, _ := filepath.Glob(filepath.Join(d.Dir, "data", "state.db*"))
 	for _, f := range files {
 		bs, _ := os.ReadFile(f)
 		hay = append(hay, string(bs))
 	}
-	if !strings.Contains(d.log(), "without a valid token") {
+	if !strings.Contains(d.Log(), "without a valid token") {
 		t.Fatal("the refusal was not logged")
 	}
 	for _, tok := range []string{token, wrong} {

@@ -33,7 +33,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	artifacts := filepath.Join(root, "test-artifacts", "dashboard")
 	os.RemoveAll(artifacts)
 
-	vaultDir := filepath.Join(d.dir, "data", "vault")
+	vaultDir := filepath.Join(d.Dir, "data", "vault")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
@@ -41,7 +41,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	cmd.Dir = filepath.Join(root, "web")
 	cmd.Env = append(os.Environ(), "DASHBOARD_URL="+base, "DASHBOARD_TOKEN="+dashToken,
 		"ARTIFACTS_DIR="+artifacts, "CHROMIUM="+testenv.ChromiumPath, "WORKSPACE=browser-ws",
-		"TEAM=crew", "VAULT_DIR="+vaultDir, "AGENTISO_BIN="+d.bin, "API_SOCKET="+filepath.Join(d.runDir, "api.sock"))
+		"TEAM=crew", "VAULT_DIR="+vaultDir, "AGENTISO_BIN="+d.Bin, "API_SOCKET="+filepath.Join(d.RunDir, "api.sock"))
 	out, err := cmd.CombinedOutput()
 	t.Logf("browser test:\n%s", out)
 	if err != nil {
@@ -75,11 +75,11 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	}
 	// The notes the browser wrote are in the vault on disk.
-	b, err := os.ReadFile(filepath.Join(d.dir, "data", "vault", "ideas.md"))
+	b, err := os.ReadFile(filepath.Join(d.Dir, "data", "vault", "ideas.md"))
 	if err != nil || !strings.Contains(string(b), "edited-in-browser") {
 		t.Errorf("the edited note on disk: %q, %v", b, err)
 	}
-	if b, err := os.ReadFile(filepath.Join(d.dir, "data", "vault", "projects", "plan.md")); err != nil || !strings.Contains(string(b), "tags: [planning, browser]") {
+	if b, err := os.ReadFile(filepath.Join(d.Dir, "data", "vault", "projects", "plan.md")); err != nil || !strings.Contains(string(b), "tags: [planning, browser]") {
 		t.Errorf("the new note on disk: %q, %v", b, err)
 	}
 
@@ -137,20 +137,20 @@ func TestDashboardNetworkInBrowser(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", d.netns, "node", filepath.Join("e2e", "network.e2e.mjs"))
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", d.Netns, "node", filepath.Join("e2e", "network.e2e.mjs"))
 	cmd.Dir = filepath.Join(root, "web")
 	cmd.Env = append(os.Environ(), "DASHBOARD_URL="+base, "DASHBOARD_TOKEN="+dashToken,
 		"ARTIFACTS_DIR="+artifacts, "CHROMIUM="+testenv.ChromiumPath, "WORKSPACE=net-ws")
 	out, err := cmd.CombinedOutput()
 	t.Logf("browser test:\n%s", out)
 	if err != nil {
-		t.Fatalf("the browser test failed (%v); screenshots in %s\n%s", err, artifacts, d.log())
+		t.Fatalf("the browser test failed (%v); screenshots in %s\n%s", err, artifacts, d.Log())
 	}
 	if shots, _ := filepath.Glob(filepath.Join(artifacts, "*.png")); len(shots) < 4 {
 		t.Errorf("%d screenshots, want 4", len(shots))
 	}
 
-	c := api.UnixClient(filepath.Join(d.runDir, "api.sock"))
+	c := api.UnixClient(filepath.Join(d.RunDir, "api.sock"))
 	call := func(method, path string, out any) int {
 		req, _ := http.NewRequest(method, "http://agentiso/api/v1/"+path, nil)
 		resp, err := c.Do(req)
@@ -211,11 +211,11 @@ func TestDashboardNetworkInBrowser(t *testing.T) {
 		t.Fatalf("adding a forward: %d %+v", st, fwd)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", fwd.HostPort)
-	waitFor(t, time.Minute, "the forward from loopback", func() bool { return dialRead(t, d.netns, addr, 3*time.Second) })
+	waitFor(t, time.Minute, "the forward from loopback", func() bool { return dialRead(t, d.Netns, addr, 3*time.Second) })
 	if st := call("DELETE", "workspaces/net-ws/port_forwards/8080", nil); st != 200 {
 		t.Fatalf("removing the forward: %d", st)
 	}
-	if dialRead(t, d.netns, addr, 2*time.Second) {
+	if dialRead(t, d.Netns, addr, 2*time.Second) {
 		t.Error("the removed forward still reaches the workspace")
 	}
 	if st := call("DELETE", "workspaces/net-ws", nil); st != 200 {

@@ -64,7 +64,7 @@ func TestL5_GuestChannelReachableOnlyByTheDaemon(t *testing.T) {
 	prober := filepath.Join(pub, "e2e.test")
 	copyFile(t, exe, prober, 0o755)
 
-	vmDir := filepath.Join(d.runDir, "vms", ws.ID)
+	vmDir := filepath.Join(d.RunDir, "vms", ws.ID)
 	var sockets []string
 	filepath.WalkDir(vmDir, func(p string, e os.DirEntry, err error) error {
 		if err == nil && strings.HasSuffix(p, ".sock") {
@@ -86,7 +86,7 @@ func TestL5_GuestChannelReachableOnlyByTheDaemon(t *testing.T) {
 	}
 	// The daemon's run directory may be open to the agentiso group (its MCP
 	// socket lives there); the VMs' directories must hold on their own.
-	if err := os.Chmod(d.runDir, 0o755); err != nil {
+	if err := os.Chmod(d.RunDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	// A control: the probe, run as nobody, does connect to a socket open to all.

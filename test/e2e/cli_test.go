@@ -19,7 +19,7 @@ func (d *daemon) cliRun(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, agentisoBinary(t), append([]string{"--config", d.configPath}, args...)...)
+	cmd := exec.CommandContext(ctx, agentisoBinary(t), append([]string{"--config", d.ConfigPath}, args...)...)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -92,7 +92,7 @@ func TestCLI(t *testing.T) {
 	}
 
 	t.Run("exec streams and exits with the command's code", func(t *testing.T) {
-		cmd := exec.Command(agentisoBinary(t), "--config", d.configPath, "exec", "cli-a", "--",
+		cmd := exec.Command(agentisoBinary(t), "--config", d.ConfigPath, "exec", "cli-a", "--",
 			"echo first; sleep 3; echo second >&2; exit 7")
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
@@ -133,7 +133,7 @@ func TestCLI(t *testing.T) {
 	})
 
 	t.Run("an interrupted exec kills its command", func(t *testing.T) {
-		cmd := exec.Command(agentisoBinary(t), "--config", d.configPath, "exec", "cli-a", "--",
+		cmd := exec.Command(agentisoBinary(t), "--config", d.ConfigPath, "exec", "cli-a", "--",
 			"echo started; sleep 6; touch /tmp/survived")
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
@@ -219,7 +219,7 @@ func TestCLI(t *testing.T) {
 		{[]string{"snapshot", "delete", "cli-a", "s1"}, 4, "fork"},
 		{[]string{"exec", "cli-b", "--", "true"}, 4, "not running"},
 		{[]string{"create", "cli-c", "--memory", "256"}, 7, "rate"},
-		{[]string{"ls", "--socket", filepath.Join(d.runDir, "nothing.sock")}, 8, "daemon"},
+		{[]string{"ls", "--socket", filepath.Join(d.RunDir, "nothing.sock")}, 8, "daemon"},
 	} {
 		out, errOut, code := d.cliRun(t, tc.args...)
 		if code != tc.code || !strings.Contains(strings.ToLower(errOut), tc.want) {

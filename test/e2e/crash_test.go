@@ -20,13 +20,14 @@ import (
 func pauseAndKill(ctx context.Context, t *testing.T, d *daemon, point, tool string, args map[string]any) *mcp.ClientSession {
 	t.Helper()
 	d.stop()
-	d.env = []string{workspace.PauseAtEnv + "=" + point}
+	env := d.Env
+	d.Env = append(env[:len(env):len(env)], workspace.PauseAtEnv+"="+point)
 	d.start()
-	d.env = nil
+	d.Env = env
 	s := d.client(ctx)
 	call[map[string]any](ctx, t, s, "workspace_adopt", map[string]any{})
 	mark := "point=" + point
-	before := strings.Count(d.log(), mark)
+	before := strings.Count(d.Log(), mark)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -35,9 +36,9 @@ func pauseAndKill(ctx context.Context, t *testing.T, d *daemon, point, tool stri
 		s.CallTool(cctx, &mcp.CallToolParams{Name: tool, Arguments: args})
 	}()
 	deadline := time.Now().Add(3 * time.Minute)
-	for strings.Count(d.log(), mark) == before {
+	for strings.Count(d.Log(), mark) == before {
 		if time.Now().After(deadline) {
-			t.Fatalf("the daemon never reached pause point %s:\n%s", point, d.log())
+			t.Fatalf("the daemon never reached pause point %s:\n%s", point, d.Log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -59,13 +60,9 @@ func pauseAndKill(ctx context.Context, t *testing.T, d *daemon, point, tool stri
 // paused for its memory snapshot) with the data written before the crash;
 // the layer store holds exactly what the records need.
 func TestCrashRepairAtEveryStep(t *testing.T) {
-	d := startDaemon(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	s := d.client(ctx)
-	src := call[wsInfo](ctx, t, s, "workspace_create", map[string]any{"name": "crash-src", "memory_mb": 256})
-	sh(ctx, t, s, src.ID, "echo precious > /root/data; sync")
-	snapshot(ctx, t, s, map[string]any{"workspace_id": src.ID, "action": "create", "name": "base"})
+	d, s, src := startCrashSource(ctx, t)
 	s.Close()
 
 	steps := []struct {
@@ -110,9 +107,27 @@ func TestCrashRepairAtEveryStep(t *testing.T) {
 	call[map[string]any](ctx, t, s, "workspace_destroy", map[string]any{"workspace_id": src.ID})
 	checkLayerStore(ctx, t, d)
 	assertNothingLeft(t, d)
-	for _, line := range strings.Split(d.log(), "\n") {
-		for _, what := range []string{"interrupted", "orphan", "left paused", "crash"} {
-			if strings.Contains(line, what) {
+	logLinesWith(t, d.Log(), "interrupted", "orphan", "left paused", "crash")
+}
+
+// startCrashSource starts a daemon with the crash tests' source workspace,
+// crash-src: data written to its disk and a disk snapshot "base" of it.
+func startCrashSource(ctx context.Context, t *testing.T) (*daemon, *mcp.ClientSession, wsInfo) {
+	t.Helper()
+	d := startDaemon(t, "")
+	s := d.client(ctx)
+	src := call[wsInfo](ctx, t, s, "workspace_create", map[string]any{"name": "crash-src", "memory_mb": 256})
+	sh(ctx, t, s, src.ID, "echo precious > /root/data; sync")
+	snapshot(ctx, t, s, map[string]any{"workspace_id": src.ID, "action": "create", "name": "base"})
+	return d, s, src
+}
+
+// logLinesWith logs the lines of log that contain any of words: what the
+// restarted daemons found and repaired.
+func logLinesWith(t *testing.T, log string, words ...string) {
+	for _, line := range strings.Split(log, "\n") {
+		for _, w := range words {
+			if strings.Contains(line, w) {
 				t.Log(line)
 				break
 			}
@@ -124,7 +139,7 @@ func TestCrashRepairAtEveryStep(t *testing.T) {
 // workspace log directories are exactly those of the workspaces in want.
 func assertNoStrayDirs(t *testing.T, d *daemon, want ...string) {
 	t.Helper()
-	for _, dir := range []string{d.runDir + "/vms", d.dir + "/data/workspaces"} {
+	for _, dir := range []string{d.RunDir + "/vms", d.Dir + "/data/workspaces"} {
 		var entries []string
 		list, _ := os.ReadDir(dir)
 		for _, e := range list {

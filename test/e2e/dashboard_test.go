@@ -430,11 +430,11 @@ func TestL11_AdminTokenFromTheEnvironment(t *testing.T) {
 		t.Errorf("login with another token: %d, want 403", st)
 	}
 	c := loginDashboardWith(t, base, token)
-	if strings.Contains(d.log(), token) {
+	if strings.Contains(d.Log(), token) {
 		t.Error("the daemon log holds the admin token")
 	}
-	if !strings.Contains(d.log(), "$"+config.AdminTokenEnv) {
-		t.Errorf("the daemon log does not say where the token came from:\n%s", d.log())
+	if !strings.Contains(d.Log(), "$"+config.AdminTokenEnv) {
+		t.Errorf("the daemon log does not say where the token came from:\n%s", d.Log())
 	}
 
 	var ws dashWorkspace

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/agentiso/agentiso/internal/testdaemon"
 )
 
 type jobOut struct {
@@ -193,7 +195,7 @@ func TestSetEnv(t *testing.T) {
 	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "set_env", Arguments: map[string]any{
 		"workspace_id": ws, "vars": map[string]any{"API_KEY": secret, "MODE": "persistent"}}})
 	if err != nil || res.IsError {
-		t.Fatalf("set_env: %v %s", err, textOf(res))
+		t.Fatalf("set_env: %v %s", err, testdaemon.Text(res))
 	}
 	raw, _ := json.Marshal(res)
 	if bytes.Contains(raw, []byte(secret)) {
@@ -250,7 +252,7 @@ func TestSetEnv(t *testing.T) {
 	// Held in memory only: after a sync in the guest, no file of the
 	// daemon (state, logs, the workspace's disk layers) holds the value.
 	call[execResult](ctx, t, s, "exec", map[string]any{"workspace_id": ws, "command": "sync"})
-	filepath.WalkDir(d.dir, func(p string, e fs.DirEntry, err error) error {
+	filepath.WalkDir(d.Dir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil || !e.Type().IsRegular() {
 			return nil
 		}
@@ -391,7 +393,7 @@ func TestFileOps(t *testing.T) {
 	defer cancel()
 	s := d.client(ctx)
 	ws := call[wsInfo](ctx, t, s, "workspace_create", map[string]any{"name": "files"}).ID
-	transfer := filepath.Join(d.dir, "transfer")
+	transfer := filepath.Join(d.Dir, "transfer")
 
 	// file_edit
 	const orig = "def main():\n    print('hello')\n    print('hello')\n"

@@ -241,14 +241,14 @@ git remote add echo /srv/origin.git`)
 	// The daemon's log, at debug level, and the audit log.
 	call[map[string]any](ctx, t, s, "workspace_destroy", map[string]any{"workspace_id": ws.ID})
 	d.stop()
-	log := d.log()
+	log := d.Log()
 	if !strings.Contains(log, "git_push") && !strings.Contains(log, "tool refused") {
 		t.Errorf("the daemon log does not show the refused git calls at debug level; is the test looking at the right log?\n%s", log)
 	}
 	if strings.Contains(log, secret) || strings.Contains(log, gh) {
 		t.Errorf("the daemon log holds a credential:\n%s", log)
 	}
-	db, err := sql.Open("sqlite", "file:"+d.statePath()+"?mode=ro")
+	db, err := sql.Open("sqlite", "file:"+d.StatePath()+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ git remote add echo /srv/origin.git`)
 		t.Errorf("%d audit entries, want the calls of this test", n)
 	}
 	// And the raw database file, WAL included.
-	for _, p := range []string{d.statePath(), d.statePath() + "-wal"} {
+	for _, p := range []string{d.StatePath(), d.StatePath() + "-wal"} {
 		if raw, err := os.ReadFile(p); err == nil && (strings.Contains(string(raw), secret) || strings.Contains(string(raw), gh)) {
 			t.Errorf("%s holds a credential", p)
 		}

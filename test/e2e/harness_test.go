@@ -8,16 +8,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/agentiso/agentiso/internal/testdaemon"
 	"github.com/agentiso/agentiso/internal/testenv"
+	"github.com/agentiso/agentiso/internal/testenv/netns"
 )
 
 // binDir holds the binaries built once for the whole package.
@@ -59,25 +59,14 @@ func agentisoBinary(t testing.TB) string {
 	return filepath.Join(binDir, "agentiso")
 }
 
-// daemon is a real agentiso daemon on temporary directories.
+// daemon is a real agentiso daemon on temporary directories. Its Netns is
+// the network namespace the daemon (and so its bridge, TAPs, rules and
+// QEMUs) runs in: the test's own, deleted with it; empty with
+// daemonOpts.hostNetwork. Its Env is added to the environment of the
+// daemon start starts (e.g. a pause point for a crash test).
 type daemon struct {
-	t          testing.TB
-	bin        string
-	dir        string // data dir
-	runDir     string
-	configPath string
-	socket     string
-	cmd        *exec.Cmd
-	logPath    string
-	exited     chan struct{}
-	// netns is the network namespace the daemon (and so its bridge, TAPs,
-	// rules and QEMUs) runs in: the test's own, deleted with it; empty with
-	// daemonOpts.hostNetwork.
-	netns string
-	opts  daemonOpts
-	// env is added to the environment of the daemon start starts (e.g. a
-	// pause point for a crash test).
-	env []string
+	*testdaemon.Daemon
+	t testing.TB
 }
 
 // daemonOpts change how a test daemon runs.
@@ -119,172 +108,77 @@ func startDaemonOpts(t testing.TB, server, extra string, opts daemonOpts) *daemo
 func startDaemonIn(t testing.TB, server, extra string, opts daemonOpts, prepare func(netns string)) *daemon {
 	t.Helper()
 	testenv.Require(t, "root", "qemu", "image", "netns", "nft")
-	d := &daemon{t: t, bin: agentisoBinary(t), dir: t.TempDir(), opts: opts}
+	td, err := testdaemon.New(agentisoBinary(t), t.TempDir(), "ag")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{Daemon: td, t: t}
 	netSection := ""
 	if opts.hostNetwork {
 		netSection = "\n[network]\nenabled = false\n"
 	} else {
-		d.netns = newNetns(t, "agd")
+		d.Netns = netns.New(t, "agd")
 	}
-	// Unix socket paths must stay short: keep the run dir directly in /tmp.
-	runDir, err := os.MkdirTemp("/tmp", "ag")
-	if err != nil {
-		t.Fatal(err)
+	if opts.hideCgroups {
+		d.Launcher = []string{os.Args[0]}
+		d.Unshareflags = syscall.CLONE_NEWNS
+		d.Env = []string{hideCgroupsEnv + "=1"}
 	}
-	d.runDir = runDir
-	d.socket = filepath.Join(runDir, "agentiso.sock")
-	d.configPath = filepath.Join(d.dir, "config.toml")
-	d.logPath = filepath.Join(d.dir, "daemon.log")
-	cfg := fmt.Sprintf(`[server]
-data_dir = %q
-run_dir = %q
-socket_path = %q
-socket_group = ""
-transfer_dir = %q
-%s
-[image]
-dir = %q
-
-[vm]
-boot_timeout_secs = 90
-stop_timeout_secs = 10
-%s`, filepath.Join(d.dir, "data"), runDir, d.socket, filepath.Join(d.dir, "transfer"), server, testenv.ImageDir(), opts.vm)
+	cfg := d.Config(testdaemon.Settings{ImageDir: testenv.ImageDir(), BootTimeoutSecs: 90, Server: server, VM: opts.vm})
 	// The memory template costs a boot at every daemon start: only the
 	// tests that ask for it ([pool] in extra) build one.
 	if !strings.Contains(extra, "[pool]") {
 		cfg += "\n[pool]\ntemplate = false\n"
 	}
-	if err := os.WriteFile(d.configPath, []byte(cfg+netSection+extra), 0o600); err != nil {
+	if err := d.WriteConfig(cfg + netSection + extra); err != nil {
 		t.Fatal(err)
 	}
 	if prepare != nil {
-		prepare(d.netns)
+		prepare(d.Netns)
 	}
-	d.start()
+	// Registered before the start, so that a daemon that never made its
+	// socket is ended too.
 	t.Cleanup(d.cleanup)
+	d.start()
 	return d
 }
 
+// start starts the daemon (again) and waits for its socket.
 func (d *daemon) start() {
 	d.t.Helper()
-	logf, err := os.OpenFile(d.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
+	if err := d.Start(context.Background()); err != nil {
 		d.t.Fatal(err)
-	}
-	// The daemon runs in the test's network namespace. nsenter enters only
-	// that (ip netns exec would also remount /sys and so hide the host's
-	// cgroups) and execs in place: d.cmd's PID is the daemon's.
-	argv := []string{d.bin, "daemon", "--config", d.configPath}
-	attr := &syscall.SysProcAttr{Setpgid: true}
-	var env []string
-	if d.opts.hideCgroups {
-		argv = append([]string{os.Args[0]}, argv...)
-		env = append(os.Environ(), hideCgroupsEnv+"=1")
-		attr.Unshareflags = syscall.CLONE_NEWNS
-	}
-	if d.netns != "" {
-		argv = append([]string{"nsenter", "--net=/run/netns/" + d.netns, "--"}, argv...)
-	}
-	d.cmd = exec.Command(argv[0], argv[1:]...)
-	d.cmd.Env = env
-	d.cmd.SysProcAttr = attr
-	if len(d.env) > 0 {
-		if d.cmd.Env == nil {
-			d.cmd.Env = os.Environ()
-		}
-		d.cmd.Env = append(d.cmd.Env, d.env...)
-	}
-	d.cmd.Stdout = logf
-	d.cmd.Stderr = logf
-	if err := d.cmd.Start(); err != nil {
-		d.t.Fatal(err)
-	}
-	logf.Close()
-	d.exited = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(d.cmd, d.exited)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if _, err := os.Stat(d.socket); err == nil {
-			return
-		}
-		select {
-		case <-d.exited:
-			d.t.Fatalf("daemon exited during start-up:\n%s", d.log())
-		default:
-		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("daemon socket did not appear within 60s:\n%s", d.log())
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
 // stop ends the daemon gracefully (SIGTERM) and waits for it.
 func (d *daemon) stop() {
 	d.t.Helper()
-	if d.cmd == nil {
-		return
+	if err := d.Stop(); err != nil {
+		d.t.Error(err)
 	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.exited:
-	case <-time.After(30 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.exited
-		d.t.Errorf("daemon did not stop within 30s of SIGTERM")
-	}
-	d.cmd = nil
 }
 
-func (d *daemon) log() string {
-	b, _ := os.ReadFile(d.logPath)
-	return string(b)
+// kill ends the daemon with SIGKILL, as a crash would: no clean-up runs.
+// The dead daemon's socket stays behind (the next daemon replaces it);
+// start waits for the socket to appear, so it must not find this one.
+func (d *daemon) kill() {
+	d.t.Helper()
+	if err := d.Kill(); err != nil {
+		d.t.Fatal(err)
+	}
+	os.Remove(d.Socket)
 }
 
 // cleanup stops the daemon and kills any QEMU it left running, by the PIDs
 // in its run directory, so a failing test leaves nothing behind.
 func (d *daemon) cleanup() {
 	if d.t.Failed() {
-		d.t.Logf("daemon log:\n%s", d.log())
+		d.t.Logf("daemon log:\n%s", d.Log())
 	}
-	d.stop()
-	pids := d.qemuPIDs()
-	groups := cgroupDirsOf(pids)
-	for _, pid := range pids {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
+	if err := d.Cleanup(); err != nil {
+		d.t.Error(err)
 	}
-	removeCgroupDirs(groups)
-	os.RemoveAll(d.runDir)
-}
-
-// qemuPIDs lists running QEMU processes that belong to this daemon: those
-// whose command line mentions its run directory.
-func (d *daemon) qemuPIDs() []int {
-	var pids []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		s := string(cmdline)
-		if strings.Contains(s, "qemu-system") && strings.Contains(s, d.runDir) {
-			if st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && isZombie(string(st)) {
-				continue
-			}
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-func isZombie(stat string) bool {
-	i := strings.LastIndexByte(stat, ')')
-	return i > 0 && i+2 < len(stat) && stat[i+2] == 'Z'
 }
 
 // client connects a real MCP client through `agentiso mcp` over stdio.
@@ -322,10 +216,7 @@ func (d *daemon) tryClientCmd(ctx context.Context) (*mcp.ClientSession, *exec.Cm
 
 // tryClientOpts is tryClientCmd with client options.
 func (d *daemon) tryClientOpts(ctx context.Context, opts *mcp.ClientOptions) (*mcp.ClientSession, *exec.Cmd, error) {
-	c := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, opts)
-	cmd := exec.Command(d.bin, "mcp", "--config", d.configPath)
-	cmd.Stderr = os.Stderr
-	s, err := c.Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
+	s, cmd, err := d.Client(ctx, "e2e", opts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -333,23 +224,12 @@ func (d *daemon) tryClientOpts(ctx context.Context, opts *mcp.ClientOptions) (*m
 	return s, cmd, nil
 }
 
-// statePath is the daemon's state database.
-func (d *daemon) statePath() string { return filepath.Join(d.dir, "data", "state.db") }
-
 // call invokes a tool that must succeed and decodes its structured result.
 func call[T any](ctx context.Context, t testing.TB, s *mcp.ClientSession, tool string, args map[string]any) T {
 	t.Helper()
-	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
+	out, err := testdaemon.Call[T](ctx, s, tool, args)
 	if err != nil {
-		t.Fatalf("%s: protocol error: %v", tool, err)
-	}
-	if res.IsError {
-		t.Fatalf("%s(%v): tool error: %s", tool, args, textOf(res))
-	}
-	var out T
-	b, _ := json.Marshal(res.StructuredContent)
-	if err := json.Unmarshal(b, &out); err != nil {
-		t.Fatalf("%s: decoding result %s: %v", tool, b, err)
+		t.Fatalf("%v (arguments %v)", err, args)
 	}
 	return out
 }
@@ -365,17 +245,7 @@ func callErr(ctx context.Context, t testing.TB, s *mcp.ClientSession, tool strin
 		b, _ := json.Marshal(res.StructuredContent)
 		t.Fatalf("%s(%v): want a tool error, got success: %s", tool, args, b)
 	}
-	return textOf(res)
-}
-
-func textOf(res *mcp.CallToolResult) string {
-	var sb strings.Builder
-	for _, c := range res.Content {
-		if tc, ok := c.(*mcp.TextContent); ok {
-			sb.WriteString(tc.Text)
-		}
-	}
-	return sb.String()
+	return testdaemon.Text(res)
 }
 
 // scanLines is a tiny helper for reading a file's lines in assertions.

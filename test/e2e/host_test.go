@@ -21,6 +21,7 @@ import (
 	"github.com/agentiso/agentiso/internal/config"
 	agentisod "github.com/agentiso/agentiso/internal/daemon"
 	"github.com/agentiso/agentiso/internal/qemu"
+	"github.com/agentiso/agentiso/internal/testdaemon"
 	"github.com/agentiso/agentiso/internal/testenv"
 	"github.com/agentiso/agentiso/internal/vm"
 )
@@ -49,51 +50,10 @@ func execWithoutCgroups(argv []string) int {
 // defaultCgroupParent is the daemon's cgroup parent in these tests.
 var defaultCgroupParent = config.Default().Resources.CgroupParent
 
-// cgroupDirsOf lists the VM cgroup directories (under the default parent)
-// that the processes pids are in.
-func cgroupDirsOf(pids []int) []string {
-	layout, err := cgroup.Detect("")
-	if err != nil {
-		return nil
-	}
-	var dirs []string
-	for _, pid := range pids {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
-		if err != nil {
-			continue
-		}
-		member := cgroup.ParseProcCgroup(string(b))
-		for _, c := range cgroup.Controllers {
-			key := c
-			if layout.Version == cgroup.V2 {
-				key = ""
-			}
-			if p := member[key]; strings.HasPrefix(p, "/"+defaultCgroupParent+"/") {
-				dirs = append(dirs, filepath.Join(layout.Mounts[c], p))
-			}
-		}
-	}
-	return dirs
-}
-
-// removeCgroupDirs removes cgroups whose processes were just killed.
-func removeCgroupDirs(dirs []string) {
-	deadline := time.Now().Add(5 * time.Second)
-	for _, d := range dirs {
-		for {
-			err := os.Remove(d)
-			if err == nil || errors.Is(err, os.ErrNotExist) || !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-}
-
 // qemuOf returns the PID of workspace id's QEMU.
 func (d *daemon) qemuOf(t *testing.T, id string) int {
 	t.Helper()
-	for _, pid := range d.qemuPIDs() {
+	for _, pid := range d.QEMUPIDs() {
 		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 		if strings.Contains(string(b), "guest="+id+",") {
 			return pid
@@ -164,7 +124,7 @@ func (g vmGroup) readInt(t *testing.T, c, v1File, v2File string) int64 {
 func checkLimits(t *testing.T, d *daemon, id string, pid int, vcpus, memoryMB int) vmGroup {
 	t.Helper()
 	g := groupOf(t, pid)
-	dg := groupOf(t, d.cmd.Process.Pid)
+	dg := groupOf(t, d.PID())
 	for _, c := range cgroup.Controllers {
 		if want := filepath.Join(g.layout.Roots[c], defaultCgroupParent, id); g.paths[c] != want {
 			t.Errorf("QEMU's %s group is %q, want %q", c, g.paths[c], want)
@@ -202,7 +162,7 @@ func gone(t *testing.T, g vmGroup) {
 
 func processGone(pid int) bool {
 	st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	return err != nil || isZombie(string(st))
+	return err != nil || testdaemon.IsZombie(string(st))
 }
 
 // TestH8_WorkspaceLimitsFollowItsSize: each workspace's QEMU runs in a
@@ -283,7 +243,7 @@ func TestH8_WorkspaceLimitsFollowItsSize(t *testing.T) {
 		t.Errorf("A, killed after re-attach, is %s", st)
 	}
 	gone(t, ag)
-	if strings.Contains(d.log(), token) {
+	if strings.Contains(d.Log(), token) {
 		t.Error("the daemon log shows the admin token")
 	}
 }
@@ -291,7 +251,7 @@ func TestH8_WorkspaceLimitsFollowItsSize(t *testing.T) {
 // workspaceState reads workspace id's state from the daemon's database.
 func (d *daemon) workspaceState(ctx context.Context, t *testing.T, id string) string {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+d.statePath()+"?mode=ro")
+	db, err := sql.Open("sqlite", "file:"+d.StatePath()+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +358,7 @@ func TestH8_ForkBombStaysBounded(t *testing.T) {
 		t.Error("QEMU still runs after destroy")
 	}
 	gone(t, g)
-	assertNoFiles(t, filepath.Join(d.dir, "data"), ".qcow2", "")
+	assertNoFiles(t, filepath.Join(d.Dir, "data"), ".qcow2", "")
 }
 
 // TestH8_CgroupRequiredWithoutCgroupsFailsCleanly runs the daemon on a
@@ -418,7 +378,7 @@ func TestH8_CgroupRequiredWithoutCgroupsFailsCleanly(t *testing.T) {
 	if !strings.Contains(msg, "resources.cgroup_required") {
 		t.Errorf("workspace_create error %q does not name resources.cgroup_required", msg)
 	}
-	if pids := d.qemuPIDs(); len(pids) != 0 {
+	if pids := d.QEMUPIDs(); len(pids) != 0 {
 		t.Errorf("QEMU left running: %v", pids)
 	}
 	type listOut struct {
@@ -427,10 +387,10 @@ func TestH8_CgroupRequiredWithoutCgroupsFailsCleanly(t *testing.T) {
 	if l := call[listOut](ctx, t, s, "workspace_list", map[string]any{}); len(l.Workspaces) != 0 {
 		t.Errorf("workspace_list after the failed create = %+v", l)
 	}
-	assertNoFiles(t, filepath.Join(d.dir, "data"), ".qcow2", "")
-	assertNoFiles(t, d.runDir, ".sock", "agentiso.sock", "api.sock")
-	assertNoFiles(t, d.runDir, ".pid", "")
-	for _, dir := range []string{filepath.Join(d.dir, "data", "workspaces"), filepath.Join(d.runDir, "vms")} {
+	assertNoFiles(t, filepath.Join(d.Dir, "data"), ".qcow2", "")
+	assertNoFiles(t, d.RunDir, ".sock", "agentiso.sock", "api.sock")
+	assertNoFiles(t, d.RunDir, ".pid", "")
+	for _, dir := range []string{filepath.Join(d.Dir, "data", "workspaces"), filepath.Join(d.RunDir, "vms")} {
 		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 			t.Errorf("%s holds %d entries after the failed create", dir, len(entries))
 		}
@@ -447,8 +407,8 @@ func TestH8_CgroupRequiredWithoutCgroupsFailsCleanly(t *testing.T) {
 	if ws.State != "running" {
 		t.Fatalf("with cgroup_required = false: %+v", ws)
 	}
-	if !strings.Contains(opt.log(), "VMs run without resource limits") {
-		t.Errorf("the daemon did not warn that VMs run without limits:\n%s", opt.log())
+	if !strings.Contains(opt.Log(), "VMs run without resource limits") {
+		t.Errorf("the daemon did not warn that VMs run without limits:\n%s", opt.Log())
 	}
 	adj, _ := os.ReadFile("/proc/" + strconv.Itoa(opt.qemuOf(t, ws.ID)) + "/oom_score_adj")
 	if strings.TrimSpace(string(adj)) != "0" {
@@ -498,7 +458,7 @@ func TestL11_DaemonRefusesAPublicSecretFile(t *testing.T) {
 // the secrets and the config file, each with a fix when it is not ok.
 func TestCheckCoversTheHostService(t *testing.T) {
 	d := startDaemon(t, "")
-	out, _ := agentiso(t, "check", "--json", "--config", d.configPath)
+	out, _ := agentiso(t, "check", "--json", "--config", d.ConfigPath)
 	var results []struct {
 		Name, Status, Detail, Fix string
 	}

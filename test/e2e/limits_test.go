@@ -85,7 +85,7 @@ func TestM21_RateLimitPerSession(t *testing.T) {
 	time.Sleep(wait)
 	call[map[string]any](ctx, t, a, "workspace_destroy", map[string]any{"workspace_id": ws.ID})
 
-	db, err := sql.Open("sqlite", "file:"+d.statePath()+"?mode=ro")
+	db, err := sql.Open("sqlite", "file:"+d.StatePath()+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestM22_ConnectionCap(t *testing.T) {
 	defer cancel()
 	var held []net.Conn
 	for range 2 {
-		c, err := net.Dial("unix", d.socket)
+		c, err := net.Dial("unix", d.Socket)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -137,7 +137,7 @@ func TestM22_ConnectionCap(t *testing.T) {
 		held = append(held, c)
 	}
 	// The third is accepted by the kernel and closed by the daemon.
-	extra, err := net.Dial("unix", d.socket)
+	extra, err := net.Dial("unix", d.Socket)
 	if err != nil {
 		t.Fatal(err)
 	}

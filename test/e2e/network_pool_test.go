@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/agentiso/agentiso/internal/network"
+	"github.com/agentiso/agentiso/internal/testenv/netns"
 )
 
 // TestPoolAndTemplateWorkspacesTakeTheirOwnNetwork: a workspace restored
@@ -42,13 +43,13 @@ template = true
 		t.Fatalf("from_pool: template create %v, pool create %v", tw.FromPool, pw.FromPool)
 	}
 	fromTemplate := false
-	for _, l := range strings.Split(d.log(), "\n") {
+	for _, l := range strings.Split(d.Log(), "\n") {
 		if strings.Contains(l, "workspace created") && strings.Contains(l, "name=net-tmpl") && strings.Contains(l, "from_template=true") {
 			fromTemplate = true
 		}
 	}
 	if !fromTemplate {
-		t.Fatalf("net-tmpl was not restored from the memory template:\n%s", d.log())
+		t.Fatalf("net-tmpl was not restored from the memory template:\n%s", d.Log())
 	}
 
 	a := guest{t: t, ctx: ctx, s: s, ws: tw.netInfo}
@@ -79,7 +80,7 @@ template = true
 
 	// The pool refills; its new VM has an address and a TAP, and no rule.
 	waitLog(t, d, "pool VM ready", ready, 5*time.Minute)
-	vms := run(t, "ip", "netns", "exec", d.netns, "nft", "list", "set", "bridge", network.TableName, "vms")
+	vms := netns.IP(t, "netns", "exec", d.Netns, "nft", "list", "set", "bridge", network.TableName, "vms")
 	for _, g := range []guest{a, b} {
 		if !strings.Contains(vms, g.ws.IP) {
 			t.Errorf("the rules do not list %s (%s):\n%s", g.ws.Name, g.ws.IP, vms)
@@ -88,7 +89,7 @@ template = true
 	if n := strings.Count(vms, "02:a9:"); n != 2 { // every VM MAC starts so (network.MACFor)
 		t.Errorf("the rules list %d VMs, want the 2 workspaces and not the ready pool VM:\n%s", n, vms)
 	}
-	if taps := agtLinks(t, d.netns); len(taps) != 3 {
+	if taps := agtLinks(t, d.Netns); len(taps) != 3 {
 		t.Errorf("TAPs %v, want one per workspace and one for the ready pool VM", taps)
 	}
 
@@ -96,7 +97,7 @@ template = true
 		call[map[string]any](ctx, t, s, "workspace_destroy", map[string]any{"workspace_id": g.ws.ID})
 	}
 	d.stop() // drains the pool
-	if taps := agtLinks(t, d.netns); len(taps) != 0 {
+	if taps := agtLinks(t, d.Netns); len(taps) != 0 {
 		t.Errorf("TAPs left after the workspaces' destroy and the pool's drain: %v", taps)
 	}
 }
@@ -106,7 +107,7 @@ template = true
 func agtLinks(t *testing.T, ns string) []string {
 	t.Helper()
 	var out []string
-	for _, l := range strings.Split(run(t, "ip", "-n", ns, "-o", "link", "show"), "\n") {
+	for _, l := range strings.Split(netns.IP(t, "-n", ns, "-o", "link", "show"), "\n") {
 		f := strings.Fields(l)
 		if len(f) > 1 && strings.HasPrefix(f[1], network.TAPPrefix) {
 			out = append(out, strings.TrimSuffix(f[1], ":"))

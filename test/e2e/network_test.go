@@ -4,7 +4,6 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
-	"net"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -14,6 +13,8 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/agentiso/agentiso/internal/network"
+	"github.com/agentiso/agentiso/internal/testdaemon"
+	"github.com/agentiso/agentiso/internal/testenv/netns"
 )
 
 //go:embed testdata/nettool.py
@@ -184,12 +185,12 @@ func TestNetworkFromGuests(t *testing.T) {
 	})
 
 	t.Run("M1_HostClosedToGuests", func(t *testing.T) {
-		serveHello(t, d.netns, "0.0.0.0:3998")
-		serveHello(t, d.netns, "0.0.0.0:3999") // vm_service_ports
+		serveHello(t, d.Netns, "0.0.0.0:3998")
+		serveHello(t, d.Netns, "0.0.0.0:3999") // vm_service_ports
 		if got := a.tool("tcp " + gateway.String() + " 3998 2"); !strings.HasPrefix(got, "closed") {
 			t.Errorf("a guest reached a host service: %s", got)
 		}
-		if got := a.tool("tcp " + upHost + " 3999 2"); !strings.HasPrefix(got, "closed") {
+		if got := a.tool("tcp " + netns.UpHost + " 3999 2"); !strings.HasPrefix(got, "closed") {
 			t.Errorf("a guest reached a served port on another host address: %s", got)
 		}
 		if got := a.tool("tcp " + gateway.String() + " 3999 5"); got != "open" {
@@ -275,10 +276,10 @@ func TestNetworkFromGuests(t *testing.T) {
 	})
 
 	t.Run("M3_ARPFromAGuestLimited", func(t *testing.T) {
-		run(t, "ip", "-n", d.netns, "neigh", "flush", "all")
+		netns.IP(t, "-n", d.Netns, "neigh", "flush", "all")
 		a.tool("arp_claim " + b.ws.IP + " " + gateway.String())
 		time.Sleep(500 * time.Millisecond)
-		if out := run(t, "ip", "-n", d.netns, "neigh", "show", b.ws.IP); strings.Contains(out, a.ok("cat /sys/class/net/eth0/address")) {
+		if out := netns.IP(t, "-n", d.Netns, "neigh", "show", b.ws.IP); strings.Contains(out, a.ok("cat /sys/class/net/eth0/address")) {
 			t.Errorf("the host believes B's address is at A's MAC: %s", out)
 		}
 		if got := a.tool("arp_ask " + a.ws.IP + " " + b.ws.IP + " 2"); got != "" {
@@ -298,11 +299,11 @@ func TestNetworkFromGuests(t *testing.T) {
 			t.Fatalf("port_forward chose host port %d, outside the configured range", fwd.HostPort)
 		}
 		hp := fmt.Sprint(fwd.HostPort)
-		waitFor(t, time.Minute, "the forward from loopback", func() bool { return dialRead(t, d.netns, "127.0.0.1:"+hp, 3*time.Second) })
-		if !dialRead(t, world.lan, lanHost+":"+hp, 5*time.Second) {
+		waitFor(t, time.Minute, "the forward from loopback", func() bool { return dialRead(t, d.Netns, "127.0.0.1:"+hp, 3*time.Second) })
+		if !dialRead(t, world.lan, netns.LANHost+":"+hp, 5*time.Second) {
 			t.Error("the forward does not work from the configured host interface")
 		}
-		if dialRead(t, world.inet, upHost+":"+hp, 2*time.Second) {
+		if dialRead(t, world.inet, netns.UpHost+":"+hp, 2*time.Second) {
 			t.Error("the forward works from an interface that is not configured")
 		}
 		if got := a.tool("tcp " + gateway.String() + " " + hp + " 2"); !strings.HasPrefix(got, "closed") {
@@ -313,7 +314,7 @@ func TestNetworkFromGuests(t *testing.T) {
 			t.Errorf("workspace_info port_forwards = %+v", info.PortForwards)
 		}
 
-		serveHello(t, d.netns, "0.0.0.0:21050") // something of the host's
+		serveHello(t, d.Netns, "0.0.0.0:21050") // something of the host's
 		for _, c := range []struct {
 			args map[string]any
 			want string
@@ -347,14 +348,11 @@ func TestNetworkFromGuests(t *testing.T) {
 
 	t.Run("L6_DestroyForgetsBeforeReuse", func(t *testing.T) {
 		// Make state to forget: a flow through the forward and neighbours.
-		if !dialRead(t, d.netns, fmt.Sprintf("127.0.0.1:%d", fwd.HostPort), 5*time.Second) {
+		if !dialRead(t, d.Netns, fmt.Sprintf("127.0.0.1:%d", fwd.HostPort), 5*time.Second) {
 			t.Fatal("no flow to B through the forward")
 		}
 		host, err := network.NewHost(network.Config{Bridge: "br-agentiso", Subnet: netip.MustParsePrefix("10.77.0.0/24"),
-			Enter: func(fn func() error) (err error) {
-				inNS(t, d.netns, func() { err = fn() })
-				return err
-			}})
+			Enter: netns.Enter(t, d.Netns)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -366,10 +364,10 @@ func TestNetworkFromGuests(t *testing.T) {
 		if n, err := host.FlowsOf(bIP); err != nil || n != 0 {
 			t.Errorf("%d connection-tracking entries of B survived its destroy (%v)", n, err)
 		}
-		if out := strings.TrimSpace(run(t, "ip", "-n", d.netns, "neigh", "show", b.ws.IP)); out != "" {
+		if out := strings.TrimSpace(netns.IP(t, "-n", d.Netns, "neigh", "show", b.ws.IP)); out != "" {
 			t.Errorf("neighbour entry of B survived its destroy: %s", out)
 		}
-		rules := run(t, "ip", "netns", "exec", d.netns, "nft", "list", "ruleset")
+		rules := netns.IP(t, "netns", "exec", d.Netns, "nft", "list", "ruleset")
 		for _, gone := range []string{b.ws.IP, network.TAPName(bIP), fmt.Sprintf("dport %d", fwd.HostPort)} {
 			if strings.Contains(rules, gone) {
 				t.Errorf("rules still mention %q after B's destroy", gone)
@@ -378,7 +376,7 @@ func TestNetworkFromGuests(t *testing.T) {
 		if ok, _ := host.HasLink(network.TAPName(bIP)); ok {
 			t.Error("B's TAP survived its destroy")
 		}
-		if dialRead(t, d.netns, fmt.Sprintf("127.0.0.1:%d", fwd.HostPort), 2*time.Second) {
+		if dialRead(t, d.Netns, fmt.Sprintf("127.0.0.1:%d", fwd.HostPort), 2*time.Second) {
 			t.Error("B's forward survived its destroy")
 		}
 		// Only then is the address free: the next workspace gets it.
@@ -396,24 +394,24 @@ func TestNetworkFromGuests(t *testing.T) {
 		c.background("python3 -m http.server 8000")
 		c.tool("wait_port 8000")
 		cFwd = call[forwardOut](ctx, t, s, "port_forward", map[string]any{"workspace_id": c.ws.ID, "action": "add", "guest_port": 8000})
-		before := listTables(t, d.netns)
+		before := listTables(t, d.Netns)
 		d.stop()
 		// As after a reboot or a flush: the kernel has no rules at all.
-		run(t, "ip", "netns", "exec", d.netns, "nft", "delete", "table", "bridge", network.TableName)
-		run(t, "ip", "netns", "exec", d.netns, "nft", "delete", "table", "inet", network.TableName)
+		netns.IP(t, "netns", "exec", d.Netns, "nft", "delete", "table", "bridge", network.TableName)
+		netns.IP(t, "netns", "exec", d.Netns, "nft", "delete", "table", "inet", network.TableName)
 		d.start()
-		after := listTables(t, d.netns)
+		after := listTables(t, d.Netns)
 		if stripTableHandle(before) != stripTableHandle(after) {
 			t.Errorf("rules after restart differ:\nbefore:\n%s\nafter:\n%s", before, after)
 		}
 		for _, want := range []string{a.ws.IP + " . 8080", fmt.Sprintf("dport %d", cFwd.HostPort)} {
-			if !strings.Contains(run(t, "ip", "netns", "exec", d.netns, "nft", "list", "ruleset"), want) {
+			if !strings.Contains(netns.IP(t, "netns", "exec", d.Netns, "nft", "list", "ruleset"), want) {
 				t.Errorf("restored rules lack %q", want)
 			}
 		}
 		// The workspaces belong to the session before the restart; the
 		// host side shows the rules at work.
-		if !dialRead(t, d.netns, fmt.Sprintf("127.0.0.1:%d", cFwd.HostPort), 10*time.Second) {
+		if !dialRead(t, d.Netns, fmt.Sprintf("127.0.0.1:%d", cFwd.HostPort), 10*time.Second) {
 			t.Error("the port forward does not work after the restart")
 		}
 	})
@@ -430,7 +428,7 @@ func logConsoleOnFailure(t *testing.T, s *mcp.ClientSession, id, name string) {
 	defer cancel()
 	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "workspace_logs", Arguments: map[string]any{"workspace_id": id, "log_type": "all", "max_lines": 60}})
 	if err == nil && !res.IsError {
-		t.Logf("%s's console and QEMU log:\n%s", name, textOf(res))
+		t.Logf("%s's console and QEMU log:\n%s", name, testdaemon.Text(res))
 	}
 }
 
@@ -445,37 +443,19 @@ var tableHandle = regexp.MustCompile(`"name": "agentiso", "handle": \d+`)
 // listTables is the daemon's two tables as nft -j lists them.
 func listTables(t *testing.T, ns string) string {
 	t.Helper()
-	return run(t, "ip", "netns", "exec", ns, "nft", "-j", "list", "table", "bridge", network.TableName) +
-		run(t, "ip", "netns", "exec", ns, "nft", "-j", "list", "table", "inet", network.TableName)
+	return netns.IP(t, "netns", "exec", ns, "nft", "-j", "list", "table", "bridge", network.TableName) +
+		netns.IP(t, "netns", "exec", ns, "nft", "-j", "list", "table", "inet", network.TableName)
 }
 
 // countUDP counts datagrams on addr in namespace ns by payload.
 func countUDP(t *testing.T, ns, addr string) func(marker string) int {
 	t.Helper()
-	var pc net.PacketConn
-	var err error
-	inNS(t, ns, func() { pc, err = net.ListenPacket("udp4", addr) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	counts := make(chan string, 64)
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, _, err := pc.ReadFrom(buf)
-			if err != nil {
-				close(counts)
-				return
-			}
-			counts <- string(buf[:n])
-		}
-	}()
+	got := netns.Datagrams(t, ns, addr)
 	seen := map[string]int{}
 	return func(marker string) int {
 		for {
 			select {
-			case m, ok := <-counts:
+			case m, ok := <-got:
 				if !ok {
 					return seen[marker]
 				}

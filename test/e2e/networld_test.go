@@ -4,12 +4,11 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/agentiso/agentiso/internal/testenv/netns"
 )
 
 // netWorld is the outside of a daemon under test, all in namespaces the
@@ -24,14 +23,10 @@ type netWorld struct {
 	dnsQueries atomic.Int64
 }
 
-// Addresses of the outside world.
+// Addresses of the outside world, besides netns.Outside's.
 const (
-	upHost    = "198.51.100.1" // the daemon's namespace, towards the internet
-	upInet    = "198.51.100.2"
-	webIP     = "203.0.113.10" // "example.test"
-	dnsIP     = "203.0.113.53"
-	lanHost   = "192.0.2.1" // the daemon's namespace on lan0
-	lanClient = "192.0.2.2"
+	webIP = "203.0.113.10" // "example.test"
+	dnsIP = "203.0.113.53"
 )
 
 // networkConfig is the daemon's [network] section for a netWorld.
@@ -50,113 +45,51 @@ forward_port_max = 21099
 // its prepare to startDaemonIn.
 func newNetWorld(t *testing.T) (*netWorld, func(string)) {
 	t.Helper()
-	w := &netWorld{inet: newNetns(t, "agi"), lan: newNetns(t, "agl")}
+	w := &netWorld{}
 	prepare := func(d string) {
 		w.daemonNS = d
-		run(t, "ip", "-n", d, "link", "add", "up0", "type", "veth", "peer", "name", "wan0", "netns", w.inet)
-		run(t, "ip", "-n", d, "addr", "add", upHost+"/24", "dev", "up0")
-		run(t, "ip", "-n", d, "link", "set", "up0", "up")
-		run(t, "ip", "-n", d, "route", "add", "default", "via", upInet)
-		run(t, "ip", "-n", w.inet, "addr", "add", upInet+"/24", "dev", "wan0")
-		run(t, "ip", "-n", w.inet, "link", "set", "wan0", "up")
-		run(t, "ip", "-n", w.inet, "addr", "add", webIP+"/32", "dev", "lo")
-		run(t, "ip", "-n", w.inet, "addr", "add", dnsIP+"/32", "dev", "lo")
-
-		run(t, "ip", "-n", d, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns", w.lan)
-		run(t, "ip", "-n", d, "addr", "add", lanHost+"/24", "dev", "lan0")
-		run(t, "ip", "-n", d, "link", "set", "lan0", "up")
-		run(t, "ip", "-n", w.lan, "addr", "add", lanClient+"/24", "dev", "eth0")
-		run(t, "ip", "-n", w.lan, "link", "set", "eth0", "up")
-		run(t, "ip", "-n", w.lan, "route", "add", "default", "via", lanHost)
-
+		w.inet, w.lan = netns.Outside(t, d)
+		netns.IP(t, "-n", w.inet, "addr", "add", webIP+"/32", "dev", "lo")
+		netns.IP(t, "-n", w.inet, "addr", "add", dnsIP+"/32", "dev", "lo")
 		serveHello(t, w.inet, webIP+":80")
 		w.serveDNS(t)
 	}
 	return w, prepare
 }
 
-// inNS runs fn on a thread in namespace name; sockets it opens stay there.
-func inNS(t *testing.T, name string, fn func()) {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		ns, err := netns.GetFromName(name)
-		if err != nil {
-			done <- err
-			return
-		}
-		defer ns.Close()
-		if err := netns.Set(ns); err != nil {
-			done <- err
-			return
-		}
-		fn()
-		done <- nil
-	}()
-	if err := <-done; err != nil {
-		t.Fatalf("entering namespace %s: %v", name, err)
-	}
-}
-
 // serveHello answers every TCP connection on addr in namespace ns with an
 // HTTP response whose body is "hello".
 func serveHello(t *testing.T, ns, addr string) {
 	t.Helper()
-	var ln net.Listener
-	var err error
-	inNS(t, ns, func() { ln, err = net.Listen("tcp4", addr) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				buf := make([]byte, 1024)
-				c.Read(buf)
-				c.Write([]byte("HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello"))
-			}()
-		}
-	}()
+	netns.Serve(t, ns, addr, func(c net.Conn) {
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 1024)
+		c.Read(buf)
+		c.Write([]byte("HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello"))
+	})
 }
 
 // dialRead connects from namespace ns to addr, sends a request and reports
 // whether an answer came back in time.
 func dialRead(t *testing.T, ns, addr string, timeout time.Duration) bool {
 	t.Helper()
-	var ok bool
-	inNS(t, ns, func() {
-		c, err := net.DialTimeout("tcp4", addr, timeout)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(timeout))
-		c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
-		b, _ := io.ReadAll(c)
-		ok = len(b) > 0
-	})
-	return ok
+	c, err := netns.Dial(t, ns, addr, timeout)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+	b, _ := io.ReadAll(c)
+	return len(b) > 0
 }
 
 // serveDNS answers every A question on dnsIP:53 with webIP, and counts the
 // questions.
 func (w *netWorld) serveDNS(t *testing.T) {
 	t.Helper()
-	var pc net.PacketConn
-	var err error
-	inNS(t, w.inet, func() { pc, err = net.ListenPacket("udp4", dnsIP+":53") })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
+	pc := netns.ListenPacket(t, w.inet, dnsIP+":53")
 	go func() {
 		buf := make([]byte, 512)
 		for {

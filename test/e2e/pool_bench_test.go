@@ -59,7 +59,7 @@ func BenchmarkCreatePaths(b *testing.B) {
 		poolT, poolBoot = append(poolT, t), append(poolBoot, bt)
 		ready = waitLog(b, fast, "pool VM ready", ready, 5*time.Minute)
 	}
-	if n := strings.Count(fast.log(), "from_template=true"); n != len(tmplT) {
+	if n := strings.Count(fast.Log(), "from_template=true"); n != len(tmplT) {
 		b.Fatalf("%d of %d template creates restored the template", n, len(tmplT))
 	}
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -28,11 +28,11 @@ func waitLog(t testing.TB, d *daemon, what string, n int, within time.Duration) 
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		if c := strings.Count(d.log(), what); c > n {
+		if c := strings.Count(d.Log(), what); c > n {
 			return c
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the daemon did not log %q (more than %d times) within %v:\n%s", what, n, within, d.log())
+			t.Fatalf("the daemon did not log %q (more than %d times) within %v:\n%s", what, n, within, d.Log())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -41,7 +41,7 @@ func waitLog(t testing.TB, d *daemon, what string, n int, within time.Duration) 
 // layerStoreFiles lists the .qcow2 and .mem files left in the layer store.
 func layerStoreFiles(t *testing.T, d *daemon) []string {
 	t.Helper()
-	entries, _ := os.ReadDir(filepath.Join(d.dir, "data", "disks", "layers"))
+	entries, _ := os.ReadDir(filepath.Join(d.Dir, "data", "disks", "layers"))
 	var out []string
 	for _, e := range entries {
 		out = append(out, e.Name())
@@ -74,8 +74,8 @@ func TestCreateFromMemoryTemplate(t *testing.T) {
 		rnd[name] = sh(ctx, t, s, name, "head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'")
 		sh(ctx, t, s, name, "echo mine-"+name+" > /root/own; sync")
 	}
-	if strings.Count(d.log(), "from_template=true") != 2 {
-		t.Errorf("the two default-size creates did not both restore the template:\n%s", d.log())
+	if strings.Count(d.Log(), "from_template=true") != 2 {
+		t.Errorf("the two default-size creates did not both restore the template:\n%s", d.Log())
 	}
 	if ids["tmpl-a"] == ids["tmpl-b"] || len(ids["tmpl-a"]) != 32 {
 		t.Errorf("machine-ids %v: not distinct", ids)
@@ -98,7 +98,7 @@ func TestCreateFromMemoryTemplate(t *testing.T) {
 
 	// Another size: a cold boot, with the reason logged.
 	w := call[poolWS](ctx, t, s, "workspace_create", map[string]any{"name": "tmpl-cold", "memory_mb": 320})
-	if w.Resources.MemoryMB != 320 || !strings.Contains(d.log(), "the memory template serves vcpus=") {
+	if w.Resources.MemoryMB != 320 || !strings.Contains(d.Log(), "the memory template serves vcpus=") {
 		t.Errorf("a 320 MiB create: %+v; no cold-boot reason logged", w)
 	}
 	got := sh(ctx, t, s, "tmpl-cold", "awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo")
@@ -122,13 +122,13 @@ func TestCreateFromMemoryTemplate(t *testing.T) {
 	if w := call[poolWS](ctx, t, s, "workspace_create", map[string]any{"name": "tmpl-c", "from_pool": true}); w.FromPool || w.State != "running" {
 		t.Errorf("from_pool with the pool disabled = %+v", w)
 	}
-	if !strings.Contains(d.log(), "the warm pool is disabled (pool.enabled)") {
+	if !strings.Contains(d.Log(), "the warm pool is disabled (pool.enabled)") {
 		t.Error("from_pool with the pool disabled logged no reason")
 	}
-	if n := strings.Count(d.log(), "memory template built"); n != 1 {
+	if n := strings.Count(d.Log(), "memory template built"); n != 1 {
 		t.Errorf("the template was built %d times, want once", n)
 	}
-	if n := strings.Count(d.log(), "from_template=true"); n != 3 {
+	if n := strings.Count(d.Log(), "from_template=true"); n != 3 {
 		t.Errorf("%d creates restored the template, want 3", n)
 	}
 	checkLayerStore(ctx, t, d)
@@ -139,7 +139,7 @@ func TestCreateFromMemoryTemplate(t *testing.T) {
 	if files := layerStoreFiles(t, d); len(files) != 2 {
 		t.Errorf("after every destroy the layer store holds %v, want the template's layer and memory state only", files)
 	}
-	if pids := d.qemuPIDs(); len(pids) != 0 {
+	if pids := d.QEMUPIDs(); len(pids) != 0 {
 		t.Errorf("QEMU still running: %v", pids)
 	}
 
@@ -149,7 +149,7 @@ func TestCreateFromMemoryTemplate(t *testing.T) {
 	s.Close()
 	d.stop()
 	old := layerStoreFiles(t, d)
-	path := filepath.Join(d.dir, "data", "templates", "template.json")
+	path := filepath.Join(d.Dir, "data", "templates", "template.json")
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +191,7 @@ template = true
 	ready := waitLog(t, d, "pool VM ready", 0, 5*time.Minute)
 	maxVMs := 0
 	sample := func() {
-		if n := len(d.qemuPIDs()); n > maxVMs {
+		if n := len(d.QEMUPIDs()); n > maxVMs {
 			maxVMs = n
 		}
 	}
@@ -221,10 +221,10 @@ template = true
 	if wb.FromPool || wb.Resources.MemoryMB != 320 {
 		t.Errorf("a 320 MiB from_pool create = %+v, want a cold boot of 320 MiB", wb)
 	}
-	if !strings.Contains(d.log(), "pool VM given up to make room") {
+	if !strings.Contains(d.Log(), "pool VM given up to make room") {
 		t.Errorf("the pool did not give up its VM for the create")
 	}
-	if n := len(d.qemuPIDs()); n != 2 {
+	if n := len(d.QEMUPIDs()); n != 2 {
 		t.Errorf("%d QEMUs with two workspaces and an emptied pool", n)
 	}
 	// No slot left: refused, naming the limit; nothing changes.
@@ -235,7 +235,7 @@ template = true
 	}
 	time.Sleep(2 * time.Second) // the filler must not squeeze a VM in either
 	sample()
-	if n := len(d.qemuPIDs()); n != 2 {
+	if n := len(d.QEMUPIDs()); n != 2 {
 		t.Errorf("%d QEMUs at the cap of 2", n)
 	}
 	call[map[string]any](ctx, t, b, "workspace_destroy", map[string]any{"workspace_id": "pool-b"})
@@ -244,18 +244,18 @@ template = true
 
 	// kill -9 with a ready pool VM: the next daemon reaps it (it has no
 	// record) and boots a new one; the workspace runs on.
-	before := d.qemuPIDs()
+	before := d.QEMUPIDs()
 	a.Close()
 	b.Close()
 	c.Close()
 	d.kill()
 	d.start()
-	if !strings.Contains(d.log(), "killing an orphan VM") {
+	if !strings.Contains(d.Log(), "killing an orphan VM") {
 		t.Errorf("the restarted daemon did not reap the pool VM")
 	}
 	waitLog(t, d, "pool VM ready", ready, 5*time.Minute)
 	sample()
-	after := d.qemuPIDs()
+	after := d.QEMUPIDs()
 	if len(after) != 2 {
 		t.Errorf("after the restart %d QEMUs, want the workspace's and one pool VM", len(after))
 	}
@@ -277,7 +277,7 @@ template = true
 
 	// A clean stop drains the pool; the workspace's VM outlives the daemon.
 	d.stop()
-	if n := len(d.qemuPIDs()); n != 1 {
+	if n := len(d.QEMUPIDs()); n != 1 {
 		t.Errorf("after a clean stop %d QEMUs, want only the workspace's", n)
 	}
 	d.start()

@@ -26,7 +26,7 @@ func TestM8_SessionIdentityIsAssignedByTheDaemon(t *testing.T) {
 	defer call[map[string]any](ctx, t, a, "workspace_destroy", map[string]any{"workspace_id": ws.ID})
 	call[map[string]any](ctx, t, b, "workspace_list", map[string]any{})
 
-	db, err := sql.Open("sqlite", "file:"+d.statePath()+"?mode=ro")
+	db, err := sql.Open("sqlite", "file:"+d.StatePath()+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,7 +80,7 @@ func TestWalkingSkeleton(t *testing.T) {
 	if stopped.State != "stopped" {
 		t.Fatalf("after workspace_stop state = %q", stopped.State)
 	}
-	if pids := d.qemuPIDs(); len(pids) != 0 {
+	if pids := d.QEMUPIDs(); len(pids) != 0 {
 		t.Fatalf("QEMU still running after stop: %v", pids)
 	}
 	callErr(ctx, t, s, "exec", map[string]any{"workspace_id": ws.ID, "command": "true"})
@@ -121,11 +121,11 @@ func TestWalkingSkeleton(t *testing.T) {
 	}
 
 	// Nothing is left behind: no QEMU, no socket, no overlay.
-	if pids := d.qemuPIDs(); len(pids) != 0 {
+	if pids := d.QEMUPIDs(); len(pids) != 0 {
 		t.Errorf("QEMU still running after destroy: %v", pids)
 	}
-	assertNoFiles(t, d.runDir, ".sock", "agentiso.sock", "api.sock")
-	assertNoFiles(t, filepath.Join(d.dir, "data"), ".qcow2")
+	assertNoFiles(t, d.RunDir, ".sock", "agentiso.sock", "api.sock")
+	assertNoFiles(t, filepath.Join(d.Dir, "data"), ".qcow2")
 }
 
 // assertNoFiles fails if any file under root ends with suffix, except
@@ -217,7 +217,7 @@ func TestBadInput(t *testing.T) {
 
 	// An MCP message larger than the daemon accepts ends that connection
 	// only; the session above keeps working.
-	raw, err := net.Dial("unix", d.socket)
+	raw, err := net.Dial("unix", d.Socket)
 	if err != nil {
 		t.Fatal(err)
 	}

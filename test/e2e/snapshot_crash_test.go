@@ -10,27 +10,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	_ "modernc.org/sqlite"
 )
-
-// kill ends the daemon with SIGKILL, as a crash would: no clean-up runs.
-func (d *daemon) kill() {
-	d.t.Helper()
-	if d.cmd == nil {
-		return
-	}
-	_ = d.cmd.Process.Signal(syscall.SIGKILL)
-	<-d.exited
-	d.cmd = nil
-	// The dead daemon's socket stays behind (the next daemon replaces it);
-	// start waits for the socket to appear, so it must not find this one.
-	os.Remove(d.socket)
-}
 
 // crashDuring issues tool on s (the session that owns the workspaces),
 // kills the daemon after delay, starts a new daemon on the same state and
@@ -59,7 +44,7 @@ func crashDuring(ctx context.Context, t *testing.T, d *daemon, s *mcp.ClientSess
 // stateDB opens the daemon's state read-only.
 func stateDB(t *testing.T, d *daemon) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+d.statePath()+"?mode=ro")
+	db, err := sql.Open("sqlite", "file:"+d.StatePath()+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +59,7 @@ func stateDB(t *testing.T, d *daemon) *sql.DB {
 // half-made in the state.
 func checkLayerStore(ctx context.Context, t *testing.T, d *daemon) {
 	t.Helper()
-	store := filepath.Join(d.dir, "data", "disks")
+	store := filepath.Join(d.Dir, "data", "disks")
 	layers := filepath.Join(store, "layers")
 	want := map[string]bool{}
 	chainOf := func(file string) {
@@ -96,7 +81,7 @@ func checkLayerStore(ctx context.Context, t *testing.T, d *daemon) {
 		}
 	}
 	// The memory template's layer and state, when there is one.
-	if b, err := os.ReadFile(filepath.Join(d.dir, "data", "templates", "template.json")); err == nil {
+	if b, err := os.ReadFile(filepath.Join(d.Dir, "data", "templates", "template.json")); err == nil {
 		var tmpl struct {
 			Layer string `json:"layer"`
 		}
@@ -171,7 +156,7 @@ func checkWorkspaces(ctx context.Context, t *testing.T, d *daemon, s *mcp.Client
 			t.Errorf("%s is %s after a crash that should not have stopped it", w.Name, w.State)
 		}
 	}
-	if pids := d.qemuPIDs(); len(pids) != len(running) {
+	if pids := d.QEMUPIDs(); len(pids) != len(running) {
 		t.Errorf("%d QEMUs run for %d running workspaces (%v)", len(pids), len(running), running)
 	}
 	return running
@@ -184,13 +169,9 @@ func checkWorkspaces(ctx context.Context, t *testing.T, d *daemon, s *mcp.Client
 // data written before the crash is there, and a snapshot that survived is
 // whole (it restores).
 func TestSnapshotAndForkSurviveDaemonKill(t *testing.T) {
-	d := startDaemon(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	s := d.client(ctx)
-	src := call[wsInfo](ctx, t, s, "workspace_create", map[string]any{"name": "crash-src", "memory_mb": 256})
-	sh(ctx, t, s, src.ID, "echo precious > /root/data; sync")
-	snapshot(ctx, t, s, map[string]any{"workspace_id": src.ID, "action": "create", "name": "base"})
+	d, s, src := startCrashSource(ctx, t)
 
 	var kept []string
 	for i, delay := range []time.Duration{0, 150 * time.Millisecond, 400 * time.Millisecond, 900 * time.Millisecond} {
@@ -236,13 +217,5 @@ func TestSnapshotAndForkSurviveDaemonKill(t *testing.T) {
 	checkLayerStore(ctx, t, d)
 	assertNothingLeft(t, d)
 
-	// What the restarted daemons found and repaired.
-	for _, line := range strings.Split(d.log(), "\n") {
-		for _, what := range []string{"crash", "interrupted", "left paused", "unrecorded", "re-attach", "unused layers"} {
-			if strings.Contains(line, what) {
-				t.Log(line)
-				break
-			}
-		}
-	}
+	logLinesWith(t, d.Log(), "crash", "interrupted", "left paused", "unrecorded", "re-attach", "unused layers")
 }

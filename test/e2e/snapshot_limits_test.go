@@ -13,7 +13,7 @@ import (
 // layerFiles counts the files in the daemon's layer store.
 func layerFiles(t *testing.T, d *daemon) int {
 	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(d.dir, "data", "disks", "layers"))
+	entries, err := os.ReadDir(filepath.Join(d.Dir, "data", "disks", "layers"))
 	if err != nil {
 		t.Fatal(err)
 	}

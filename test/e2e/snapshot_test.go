@@ -249,11 +249,11 @@ func TestMemorySnapshotRestoreAndFork(t *testing.T) {
 // of the daemon remains.
 func assertNothingLeft(t *testing.T, d *daemon) {
 	t.Helper()
-	if pids := d.qemuPIDs(); len(pids) != 0 {
+	if pids := d.QEMUPIDs(); len(pids) != 0 {
 		t.Errorf("QEMU still running: %v", pids)
 	}
-	assertNoFiles(t, d.runDir, ".sock", "agentiso.sock", "api.sock")
+	assertNoFiles(t, d.RunDir, ".sock", "agentiso.sock", "api.sock")
 	for _, suffix := range []string{".qcow2", ".mem", ".tmp"} {
-		assertNoFiles(t, filepath.Join(d.dir, "data"), suffix, "")
+		assertNoFiles(t, filepath.Join(d.Dir, "data"), suffix, "")
 	}
 }

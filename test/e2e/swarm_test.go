@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/agentiso/agentiso/internal/testdaemon"
 )
 
 type prepareOut struct {
@@ -84,7 +86,7 @@ func swarmRun(ctx context.Context, t *testing.T, s *mcp.ClientSession, token str
 		t.Fatalf("swarm_run: protocol error: %v", err)
 	}
 	if res.IsError {
-		t.Fatalf("swarm_run: tool error: %s", textOf(res))
+		t.Fatalf("swarm_run: tool error: %s", testdaemon.Text(res))
 	}
 	var out swarmOut
 	b, _ := json.Marshal(res.StructuredContent)
@@ -214,7 +216,7 @@ func TestSwarmRun(t *testing.T) {
 	go func() {
 		defer close(sampled)
 		for sampling.Err() == nil {
-			maxVMs = max(maxVMs, len(d.qemuPIDs()))
+			maxVMs = max(maxVMs, len(d.QEMUPIDs()))
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
@@ -288,7 +290,7 @@ func TestSwarmRun(t *testing.T) {
 	if names := workspaceNames(ctx, t, s); !slices.Equal(names, []string{"golden"}) {
 		t.Errorf("after the run: %v, want only golden", names)
 	}
-	if pids := d.qemuPIDs(); len(pids) != 0 {
+	if pids := d.QEMUPIDs(); len(pids) != 0 {
 		t.Errorf("QEMU processes left after the run: %v", pids)
 	}
 
@@ -355,7 +357,7 @@ func TestSwarmRun(t *testing.T) {
 		done <- err
 	}()
 	// The golden workspace and two workers; then their tasks start.
-	waitFor(t, 3*time.Minute, "two workers booted", func() bool { return len(d.qemuPIDs()) == 3 })
+	waitFor(t, 3*time.Minute, "two workers booted", func() bool { return len(d.QEMUPIDs()) == 3 })
 	time.Sleep(3 * time.Second)
 	start = time.Now()
 	ccancel()
@@ -366,5 +368,5 @@ func TestSwarmRun(t *testing.T) {
 		return slices.Equal(workspaceNames(ctx, t, s), []string{"golden"})
 	})
 	t.Logf("cancel to workers removed: %s", time.Since(start).Round(time.Millisecond))
-	waitFor(t, 30*time.Second, "the workers' QEMU gone", func() bool { return len(d.qemuPIDs()) == 1 })
+	waitFor(t, 30*time.Second, "the workers' QEMU gone", func() bool { return len(d.QEMUPIDs()) == 1 })
 }

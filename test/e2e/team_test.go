@@ -180,12 +180,7 @@ func TestC2_TeamOverHostChannel(t *testing.T) {
 
 	// Messages survive a daemon kill -9.
 	msg("qa", "lead", "found a bug", "")
-	if err := d.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-d.exited
-	d.cmd = nil
-	os.Remove(d.socket)
+	d.kill()
 	d.start()
 	s = d.client(ctx)
 	// The team follows its workspaces: adopted by the new session, the
@@ -214,10 +209,10 @@ func TestC2_TeamOverHostChannel(t *testing.T) {
 	if tl := call[map[string]any](ctx, t, s, "team", map[string]any{"action": "list"}); tl["count"] != float64(0) {
 		t.Fatalf("teams left: %v", tl)
 	}
-	if pids := d.qemuPIDs(); len(pids) != 0 {
+	if pids := d.QEMUPIDs(); len(pids) != 0 {
 		t.Fatalf("QEMU processes left: %v", pids)
 	}
-	if _, err := os.Stat(filepath.Join(d.dir, "data", "vault", "teams", "alpha")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(d.Dir, "data", "vault", "teams", "alpha")); !os.IsNotExist(err) {
 		t.Fatalf("the team's vault folder is left: %v", err)
 	}
 	if e := callErr(ctx, t, s, "team", map[string]any{"action": "status", "name": "alpha"}); !strings.Contains(e, "no such team") {

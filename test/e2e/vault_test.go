@@ -35,7 +35,7 @@ func TestVaultEveryAction(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	s := d.client(ctx)
-	dir := filepath.Join(d.dir, "data", "vault")
+	dir := filepath.Join(d.Dir, "data", "vault")
 	file := func(p string) string {
 		t.Helper()
 		b, err := os.ReadFile(filepath.Join(dir, p))
@@ -223,7 +223,7 @@ func TestVaultRefusals(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	s := d.client(ctx)
-	dir := filepath.Join(d.dir, "data", "vault")
+	dir := filepath.Join(d.Dir, "data", "vault")
 	outside := t.TempDir()
 	secret := filepath.Join(outside, "secret.md")
 	if err := os.WriteFile(secret, []byte("SECRET\n"), 0o644); err != nil {
@@ -299,7 +299,7 @@ func TestVaultDisabled(t *testing.T) {
 	if msg := callErr(ctx, t, s, "vault", map[string]any{"action": "stats"}); !strings.Contains(msg, "vault: disabled") {
 		t.Errorf("vault with the vault disabled: %q", msg)
 	}
-	if _, err := os.Stat(filepath.Join(d.dir, "data", "vault")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(d.Dir, "data", "vault")); !os.IsNotExist(err) {
 		t.Errorf("a vault directory exists although the vault is disabled: %v", err)
 	}
 }

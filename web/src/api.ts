@@ -14,6 +14,11 @@ export class ApiError extends Error {
   }
 }
 
+/** The text to show for a failed call: the API's message, or the error's. */
+export function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
 let csrfToken = "";
 
 export function setCsrfToken(t: string) {

@@ -1,5 +1,6 @@
 import { useEffect, useState } from "react";
-import { api, ApiError } from "../api";
+import { api, errorText } from "../api";
+import { useSubmit } from "../useSubmit";
 import { columns, DRAG_TYPE, invalidTasks, moveFor, neighbour, waitingOn, withMove } from "../kanban";
 import type { Board, Task, TeamMember } from "../types";
 
@@ -37,7 +38,7 @@ export function Kanban({ team, board, members }: { team: string; board: Board; m
       setStatus(`moved ${m.task} from ${label(m.from)} to ${label(m.to)}`);
     } catch (e) {
       setPending(null);
-      setError(e instanceof ApiError ? e.message : String(e));
+      setError(errorText(e));
     }
   };
 
@@ -148,24 +149,15 @@ function NewTask({ team, members, onError, onDone }: { team: string; members: Te
   const [title, setTitle] = useState("");
   const [owner, setOwner] = useState("");
   const [deps, setDeps] = useState("");
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: React.FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    onError("");
-    try {
-      const depends_on = deps.split(",").map((d) => d.trim()).filter(Boolean);
-      await api<Task>("POST", `teams/${encodeURIComponent(team)}/tasks`, { id, title, owner: owner || undefined, depends_on });
-      onDone(`task ${id} added`);
-      setId("");
-      setTitle("");
-      setDeps("");
-    } catch (err) {
-      onError(err instanceof ApiError ? err.message : String(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, submit: form } = useSubmit(onError);
+  const submit = form(async () => {
+    const depends_on = deps.split(",").map((d) => d.trim()).filter(Boolean);
+    await api<Task>("POST", `teams/${encodeURIComponent(team)}/tasks`, { id, title, owner: owner || undefined, depends_on });
+    onDone(`task ${id} added`);
+    setId("");
+    setTitle("");
+    setDeps("");
+  });
   return (
     <form className="create" onSubmit={submit} aria-label="new task">
       <input placeholder="task id" aria-label="task id" value={id} onChange={(e) => setId(e.target.value)} required />

@@ -1,5 +1,6 @@
 import { useState } from "react";
-import { api, ApiError, setCsrfToken } from "../api";
+import { api, setCsrfToken } from "../api";
+import { useSubmit } from "../useSubmit";
 import { useStore } from "../store";
 import type { Session } from "../types";
 
@@ -7,24 +8,15 @@ import type { Session } from "../types";
 export function Login() {
   const [token, setToken] = useState("");
   const [error, setError] = useState("");
-  const [busy, setBusy] = useState(false);
+  const { busy, submit: form } = useSubmit(setError);
   const setSession = useStore((s) => s.setSession);
 
-  const submit = async (e: React.FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    setError("");
-    try {
-      const s = await api<Session>("POST", "login", { token });
-      setCsrfToken(s.csrf_token);
-      setToken("");
-      setSession(s);
-    } catch (err) {
-      setError(err instanceof ApiError ? err.message : String(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+  const submit = form(async () => {
+    const s = await api<Session>("POST", "login", { token });
+    setCsrfToken(s.csrf_token);
+    setToken("");
+    setSession(s);
+  });
 
   return (
     <div className="login">

@@ -1,5 +1,5 @@
 import { useState } from "react";
-import { api, ApiError } from "../api";
+import { api, errorText } from "../api";
 import type { PortForwardResult, Workspace } from "../types";
 
 /** Parses "22, 8080" into ports; a word that is not a port is an error naming it. */
@@ -35,7 +35,7 @@ export function Network({ w, onChange }: { w: Workspace; onChange: () => void })
       setStatus(await f());
       onChange();
     } catch (e) {
-      setError(e instanceof ApiError || e instanceof Error ? e.message : String(e));
+      setError(errorText(e));
     }
   };
   const forwards = w.port_forwards ?? [];

@@ -1,6 +1,6 @@
 import { useQuery } from "@tanstack/react-query";
 import { useState } from "react";
-import { api, ApiError } from "../api";
+import { api, errorText } from "../api";
 import { bytes } from "../format";
 import type { ForkResult, RestoreResult, Snapshot, SnapshotList } from "../types";
 import { ConfirmButton } from "./Confirm";
@@ -28,7 +28,7 @@ export function Snapshots({ id, running, onChange }: { id: string; running: bool
       await list.refetch();
       onChange();
     } catch (e) {
-      setStatus(`error: ${e instanceof ApiError ? e.message : String(e)}`);
+      setStatus(`error: ${errorText(e)}`);
     } finally {
       setBusy(false);
     }

@@ -1,6 +1,7 @@
 import { useQuery } from "@tanstack/react-query";
 import { useState } from "react";
-import { api, ApiError } from "../api";
+import { api, errorText } from "../api";
+import { useSubmit } from "../useSubmit";
 import { useStore } from "../store";
 import type { Team, TeamMessage } from "../types";
 import { ConfirmButton } from "./Confirm";
@@ -111,21 +112,12 @@ function CreateTeam({ onError }: { onError: (e: string) => void }) {
   const [name, setName] = useState("");
   const [roles, setRoles] = useState("");
   const [parent, setParent] = useState("");
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: React.FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    onError("");
-    try {
-      await api<Team>("POST", "teams", { name, roles: parseRoles(roles), parent_team: parent || undefined });
-      setName("");
-      setRoles("");
-    } catch (err) {
-      onError(err instanceof ApiError ? err.message : String(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, submit: form } = useSubmit(onError);
+  const submit = form(async () => {
+    await api<Team>("POST", "teams", { name, roles: parseRoles(roles), parent_team: parent || undefined });
+    setName("");
+    setRoles("");
+  });
   return (
     <form className="create" onSubmit={submit} aria-label="create team">
       <input placeholder="team name" aria-label="team name" value={name} onChange={(e) => setName(e.target.value)} />
@@ -146,7 +138,7 @@ function TeamDetail({ t }: { t: Team }) {
       await api("DELETE", `teams/${encodeURIComponent(t.name)}`);
       location.hash = "#/teams";
     } catch (e) {
-      setError(e instanceof ApiError ? e.message : String(e));
+      setError(errorText(e));
     }
   };
   return (
@@ -234,7 +226,7 @@ function Messages({ t }: { t: Team }) {
       setContent("");
       history.refetch();
     } catch (err) {
-      setStatus(err instanceof ApiError ? `error: ${err.message}` : String(err));
+      setStatus(`error: ${errorText(err)}`);
     }
   };
   const ms = history.data?.messages ?? [];

@@ -1,6 +1,6 @@
 import { useQuery } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
-import { api, ApiError } from "../api";
+import { api, errorText } from "../api";
 import type { VaultEntry, VaultHit, VaultNote } from "../types";
 
 /**
@@ -109,7 +109,7 @@ function Editor({ path, isNew, onSaved }: { path: string; isNew: boolean; onSave
       onSaved();
       if (!isNew) await note.refetch();
     } catch (e) {
-      setStatus(`error: ${e instanceof ApiError ? e.message : String(e)}`);
+      setStatus(`error: ${errorText(e)}`);
     }
   };
   const n = note.data;

@@ -1,6 +1,6 @@
 import { useQuery } from "@tanstack/react-query";
 import { useRef, useState } from "react";
-import { api, ApiError, execStream } from "../api";
+import { api, execStream, errorText } from "../api";
 import { actions } from "../actions";
 import { bytes, duration, since } from "../format";
 import { useStore } from "../store";
@@ -36,7 +36,7 @@ export function WorkspaceDetail({ id }: { id: string }) {
       await f();
       info.refetch();
     } catch (e) {
-      setError(e instanceof ApiError ? e.message : String(e));
+      setError(errorText(e));
     }
   };
   const running = w.state === "running";
@@ -186,7 +186,7 @@ function Exec({ id, running }: { id: string; running: boolean }) {
         abort.current.signal,
       );
     } catch (err) {
-      setStatus(err instanceof ApiError ? `error: ${err.message}` : String(err));
+      setStatus(`error: ${errorText(err)}`);
     } finally {
       setBusy(false);
     }
@@ -225,7 +225,7 @@ function Files({ id, running }: { id: string; running: boolean }) {
     try {
       setStatus(await f());
     } catch (e) {
-      setStatus(e instanceof ApiError ? `error: ${e.message}` : String(e));
+      setStatus(`error: ${errorText(e)}`);
     }
   };
   const q = `workspaces/${encodeURIComponent(id)}/files`;

@@ -1,5 +1,6 @@
 import { useState } from "react";
-import { ApiError } from "../api";
+import { errorText } from "../api";
+import { useSubmit } from "../useSubmit";
 import { actions } from "../actions";
 import { bytes, duration, since } from "../format";
 import { useStore } from "../store";
@@ -21,7 +22,7 @@ export function Workspaces() {
     try {
       await f();
     } catch (e) {
-      setError(e instanceof ApiError ? e.message : String(e));
+      setError(errorText(e));
     } finally {
       setBusy((b) => {
         const { [id]: _, ...rest } = b;
@@ -119,24 +120,15 @@ function CreateForm({ onError }: { onError: (e: string) => void }) {
   const [name, setName] = useState("");
   const [memory, setMemory] = useState("");
   const [vcpus, setVcpus] = useState("");
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: React.FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    onError("");
-    try {
-      await actions.create({
-        name: name || undefined,
-        memory_mb: memory ? Number(memory) : undefined,
-        vcpus: vcpus ? Number(vcpus) : undefined,
-      });
-      setName("");
-    } catch (err) {
-      onError(err instanceof ApiError ? err.message : String(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, submit: form } = useSubmit(onError);
+  const submit = form(async () => {
+    await actions.create({
+      name: name || undefined,
+      memory_mb: memory ? Number(memory) : undefined,
+      vcpus: vcpus ? Number(vcpus) : undefined,
+    });
+    setName("");
+  });
   return (
     <form className="create" onSubmit={submit} aria-label="create workspace">
       <input placeholder="name (optional)" aria-label="name" value={name} onChange={(e) => setName(e.target.value)} />
