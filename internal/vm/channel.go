@@ -162,6 +162,9 @@ func (v *VM) keepChannel(ch Channel) {
 			return
 		}
 		v.log.Info("guest channel connected again")
+		if v.cfg.AfterReconnect != nil {
+			go v.cfg.AfterReconnect(v.spec)
+		}
 		ch = next
 	}
 }
