@@ -126,6 +126,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, e
 	d.confine = newConfiner(cfg, d.accel, log)
 	vmCfg.AfterStart = d.confine.afterStart
 	vmCfg.AfterExit = d.confine.afterExit
+	// d.manager is set below, before any VM is started or attached.
+	vmCfg.AfterReconnect = func(spec vm.Spec) { d.manager.GuestReconnected(spec) }
 	runner, err := vm.NewRunner(vmCfg)
 	if err != nil {
 		return nil, err

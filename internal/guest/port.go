@@ -2,6 +2,7 @@ package guest
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -69,11 +70,35 @@ func (a *Agent) servePortOnce(ctx context.Context, sysDir, devDir string) error 
 	if err := f.SetDeadline(time.Time{}); err != nil {
 		return fmt.Errorf("channel port %s: %w", dev, err)
 	}
+	a.announce(f)
 	err = a.serveSessions(ctx, newPortConn(f))
 	if err == nil {
 		err = errors.New("the channel port ended")
 	}
 	return err
+}
+
+// announceWait bounds the hello an agent sends when it opens the port: a
+// write blocks while no host is connected, and then there is no session to
+// end.
+const announceWait = time.Second
+
+// announce tells a host that may be in a session with a previous agent
+// (PID 1 restarts an agent that died) that this one knows nothing of it:
+// a guest hello the host did not ask for ends the host's session (see
+// channel.helloConn), so its calls fail at once instead of waiting for
+// answers that will never come, and the host connects afresh. A host that
+// is not in a session skips it, as it skips any hello but its own.
+func (a *Agent) announce(port Conn) {
+	var nonce protocol.Nonce
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return
+	}
+	port.SetDeadline(time.Now().Add(announceWait))
+	defer port.SetDeadline(time.Time{})
+	if _, err := port.Write(protocol.Hello(protocol.GuestHelloKind, nonce)); err != nil {
+		a.log.Info("no host to tell of this agent's start", "err", err)
+	}
 }
 
 // portConn is the channel port as sessions read it: a read that finds no

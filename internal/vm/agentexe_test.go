@@ -16,7 +16,8 @@ done`
 // TestAgentRunsAndRestartsFromPID1Executable: PID 1 starts the agent from
 // its own executable (no copy of it in the guest), and when the agent dies
 // PID 1 starts it again from the same file, though switch_root emptied the
-// initramfs it came from.
+// initramfs it came from; and the host, told by the new agent's hello,
+// connects to it again.
 func TestAgentRunsAndRestartsFromPID1Executable(t *testing.T) {
 	spec := testSpec(t, "agentexe")
 	r := newTestRunner(t, nil)
@@ -54,6 +55,25 @@ func TestAgentRunsAndRestartsFromPID1Executable(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("PID 1 did not start the agent again within 90s; console:\n%s", tail)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// The new agent's hello ends the host's session with the dead one, and
+	// the host connects again: commands run again, without each waiting
+	// for its deadline on a session nobody serves.
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		actx, cancelTry := context.WithTimeout(ctx, 5*time.Second)
+		newPID, code, err := testExec(actx, v.Channel(), "/bin/sh", "-c", agentPIDScript)
+		cancelTry()
+		newPID = strings.TrimSpace(newPID)
+		if err == nil && code == 0 && newPID != "" && newPID != pid {
+			t.Logf("agent %s replaced by %s; the host connected again", pid, newPID)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no command ran within 60s of the agent's restart: %q, exit %d, %v", newPID, code, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -114,3 +114,57 @@ func resetChannelPort(ctx context.Context, path string) error {
 		}
 	}
 }
+
+// keepChannel replaces the guest channel's session whenever it dies while
+// the VM runs and nobody is stopping, killing or detaching it: when PID 1
+// restarted the guest's agent (the new agent announces itself with a hello,
+// which ends the old session: guest.Agent.announce), or when the session
+// broke. Calls on the old session fail; later calls get the new one from
+// Channel. It returns when the VM is gone or detached.
+func (v *VM) keepChannel(ch Channel) {
+	for {
+		select {
+		case <-ch.Done():
+		case <-v.done:
+			return
+		}
+		if v.stopping.Load() || v.detached.Load() || v.hasExited() {
+			return
+		}
+		// Closing the old session hangs up the port while the VM runs,
+		// so QEMU opens it afresh for the next connection.
+		ch.Close()
+		v.log.Warn("guest channel session ended; connecting again")
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-v.done:
+			case <-ctx.Done():
+			}
+			cancel()
+		}()
+		next, _, err := connectChannel(ctx, v.cfg.Dial, v.paths.channel, resumedPingWait)
+		cancel()
+		if err != nil {
+			if !v.hasExited() && !v.detached.Load() {
+				v.log.Error("guest channel lost", "err", err)
+			}
+			return
+		}
+		v.mu.Lock()
+		replaced := v.ch == ch && !v.detached.Load() && !v.stopping.Load()
+		if replaced {
+			v.ch = next
+		}
+		v.mu.Unlock()
+		if !replaced {
+			next.Close()
+			return
+		}
+		v.log.Info("guest channel connected again")
+		if v.cfg.AfterReconnect != nil {
+			go v.cfg.AfterReconnect(v.spec)
+		}
+		ch = next
+	}
+}

@@ -74,6 +74,11 @@ type Config struct {
 	// run files are removed (also after a failed Start or Attach), to undo
 	// what AfterStart set up. It is not called for a detached VM.
 	AfterExit func(spec Spec)
+	// AfterReconnect, when set, is called (on a goroutine of its own)
+	// once a running VM's channel is connected again after its session
+	// died: the guest's agent may be a new one that has lost what the old
+	// one held in memory.
+	AfterReconnect func(spec Spec)
 }
 
 // Runner starts and attaches to VMs.

@@ -74,7 +74,10 @@ type VM struct {
 	done      chan struct{} // and everything is cleaned up (or detached)
 	closeDone func()
 	detached  atomic.Bool
-	stopMu    sync.Mutex
+	// stopping is set once Stop or Kill begins: a channel session that
+	// ends then is not replaced.
+	stopping atomic.Bool
+	stopMu   sync.Mutex
 }
 
 func newVM(r *Runner, spec Spec, p paths, proc *process, log *slog.Logger) *VM {
@@ -134,6 +137,7 @@ func (v *VM) ConsoleTail(n int) (string, error) { return ConsoleTail(v.paths.log
 func (v *VM) Stop(ctx context.Context) error {
 	v.stopMu.Lock()
 	defer v.stopMu.Unlock()
+	v.stopping.Store(true)
 	if v.hasExited() {
 		<-v.done
 		return nil
@@ -174,6 +178,7 @@ func (v *VM) Stop(ctx context.Context) error {
 func (v *VM) Kill() error {
 	v.stopMu.Lock()
 	defer v.stopMu.Unlock()
+	v.stopping.Store(true)
 	return v.kill()
 }
 
@@ -348,6 +353,7 @@ func (v *VM) connect(ctx context.Context, fresh bool) error {
 	v.mu.Lock()
 	v.ch = ch
 	v.mu.Unlock()
+	go v.keepChannel(ch)
 	v.boot.Pong = *pong
 	v.boot.KernelToInit = time.Duration(pong.KernelToInitNs)
 	return nil

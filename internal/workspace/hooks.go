@@ -18,13 +18,21 @@ type StartedFunc func(ctx context.Context, workspaceID string)
 
 // OnStarted sets the function told of every (re)start. Call it before
 // serving requests.
-func (m *Manager) OnStarted(f StartedFunc) { m.onStarted = f }
+func (m *Manager) OnStarted(f StartedFunc) { m.onStarted.Store(&f) }
 
 // started tells the OnStarted function that workspace id runs afresh.
 func (m *Manager) started(ctx context.Context, id string) {
-	if m.onStarted != nil {
-		m.onStarted(context.WithoutCancel(ctx), id)
+	if f := m.onStarted.Load(); f != nil && *f != nil {
+		(*f)(context.WithoutCancel(ctx), id)
 	}
+}
+
+// GuestReconnected is the vm runner's AfterReconnect: the channel of VM
+// spec reached a guest again after its session died, perhaps a new agent
+// that PID 1 started (vm.keepChannel). For a workspace's VM it is a start
+// as far as what lives in guest memory only is concerned.
+func (m *Manager) GuestReconnected(spec vm.Spec) {
+	m.started(context.Background(), spec.ID)
 }
 
 // dropInstanceEnv removes from a fork's guest the persistent environment

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agentiso/agentiso/internal/channel"
@@ -142,7 +143,7 @@ type Manager struct {
 
 	// instanceEnv and onStarted: hooks.go.
 	instanceEnv []string
-	onStarted   StartedFunc
+	onStarted   atomic.Pointer[StartedFunc]
 }
 
 // New returns a Manager. Call Recover before serving requests.

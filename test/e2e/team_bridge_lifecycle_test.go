@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentiso/agentiso/internal/testdaemon"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -38,7 +39,8 @@ func bridgeToken(ctx context.Context, t *testing.T, s *mcp.ClientSession, ws str
 // member's memory snapshot holds no bridge environment, and the member's
 // token, even handed to the fork explicitly, does not work from the fork
 // (tokens are bound to their workspace's address, M-5), while it still
-// works for the member. Port forwards cannot take the bridge's or the
+// works for the member; a member whose agent died and was started again
+// by PID 1 is given a new token too. Port forwards cannot take the bridge's or the
 // dashboard's port, though reserved_ports is empty (L-1).
 func TestL7_BridgeTokenFollowsRestartsNotForks(t *testing.T) {
 	d := startDaemon(t, lifecycleBridgeConfig)
@@ -116,4 +118,29 @@ func TestL7_BridgeTokenFollowsRestartsNotForks(t *testing.T) {
 	works(member, "", "the member's token after a restore")
 	refused(member, t1, "the snapshot's token after the restore")
 	refused(member, t2, "the token from before the restore")
+
+	// The member's agent dies and PID 1 starts another, which holds
+	// nothing in memory: the host connects to it again and gives it a new
+	// token. The call that kills the agent cannot get its answer.
+	kctx, kcancel := context.WithTimeout(ctx, 30*time.Second)
+	testdaemon.Call[execResult](kctx, s, "exec", map[string]any{"workspace_id": "rt-dev", "timeout_secs": 20,
+		"command": `for d in /proc/[0-9]*; do [ "$(tr '\0' ' ' < $d/cmdline 2>/dev/null)" = "agentiso-guest agent " ] && kill -9 ${d#/proc/}; done`})
+	kcancel()
+	var t4 string
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
+		r, err := testdaemon.Call[execResult](tctx, s, "exec", map[string]any{"workspace_id": "rt-dev", "timeout_secs": 5,
+			"command": `printf %s "${AGENTISO_BRIDGE_TOKEN:-}"`})
+		tcancel()
+		if t4 = r.Stdout; err == nil && len(t4) == 43 && t4 != t3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("90 s after its agent died the member holds a token of %d characters (new: %v; last error %v)", len(t4), t4 != t3, err)
+		}
+		time.Sleep(time.Second)
+	}
+	works(member, "", "the member's token after its agent was restarted")
+	refused(member, t3, "the dead agent's token")
 }
