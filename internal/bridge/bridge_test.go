@@ -76,14 +76,7 @@ func TestM6_TokensNeverLogged(t *testing.T) {
 	var logs syncBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ts := NewTokens()
-	srv, err := Listen(Config{Listen: "127.0.0.1:0", Tokens: ts, Logger: log, NewServer: func(g Grant) (*mcp.Server, error) {
-		return mcp.NewServer(&mcp.Implementation{Name: "t", Version: "1"}, nil), nil
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve()
-	t.Cleanup(func() { srv.Close() })
+	srv := serveTestBridge(t, Config{Tokens: ts, Logger: log})
 
 	good, _ := ts.Issue(Grant{WorkspaceID: "a"})
 	revoked, _ := ts.Issue(Grant{WorkspaceID: "b"})
@@ -144,15 +137,10 @@ func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestL5_BridgeRequiresToken(t *testing.T) {
 	built := 0
 	ts := NewTokens()
-	srv, err := Listen(Config{Listen: "127.0.0.1:0", Tokens: ts, NewServer: func(g Grant) (*mcp.Server, error) {
+	srv := serveTestBridge(t, Config{Tokens: ts, NewServer: func(g Grant) (*mcp.Server, error) {
 		built++
 		return mcp.NewServer(&mcp.Implementation{Name: "t", Version: "1"}, nil), nil
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve()
-	t.Cleanup(func() { srv.Close() })
 	good, _ := ts.Issue(Grant{WorkspaceID: "a"})
 	for _, h := range []string{"", "Basic " + good.Reveal(), "Bearer ", "Bearer" + good.Reveal(), good.Reveal()} {
 		req, _ := http.NewRequest("POST", srv.URL(), strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}`))
@@ -181,14 +169,7 @@ func TestL5_BridgeRequiresToken(t *testing.T) {
 // refused like a wrong one.
 func TestM5_TokenBoundToItsWorkspaceAddress(t *testing.T) {
 	ts := NewTokens()
-	srv, err := Listen(Config{Listen: "127.0.0.1:0", Tokens: ts, NewServer: func(g Grant) (*mcp.Server, error) {
-		return mcp.NewServer(&mcp.Implementation{Name: "t", Version: "1"}, nil), nil
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve()
-	t.Cleanup(func() { srv.Close() })
+	srv := serveTestBridge(t, Config{Tokens: ts})
 	// Requests come from 127.0.0.1.
 	here, _ := ts.Issue(Grant{WorkspaceID: "here", Addr: netip.MustParseAddr("127.0.0.1")})
 	elsewhere, _ := ts.Issue(Grant{WorkspaceID: "elsewhere", Addr: netip.MustParseAddr("10.99.0.7")})
@@ -210,4 +191,23 @@ func TestM5_TokenBoundToItsWorkspaceAddress(t *testing.T) {
 	if got := status(here.Reveal()); got != http.StatusOK {
 		t.Fatalf("a token used from its own address: status %d; want 200", got)
 	}
+}
+
+// serveTestBridge serves cfg on a free loopback port until the test ends;
+// without NewServer every session gets an empty MCP server.
+func serveTestBridge(t *testing.T, cfg Config) *Server {
+	t.Helper()
+	cfg.Listen = "127.0.0.1:0"
+	if cfg.NewServer == nil {
+		cfg.NewServer = func(Grant) (*mcp.Server, error) {
+			return mcp.NewServer(&mcp.Implementation{Name: "t", Version: "1"}, nil), nil
+		}
+	}
+	srv, err := Listen(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	t.Cleanup(func() { srv.Close() })
+	return srv
 }
