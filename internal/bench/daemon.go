@@ -11,6 +11,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/agentiso/agentiso/internal/hostcmd"
 	"github.com/agentiso/agentiso/internal/testdaemon"
 )
 
@@ -19,12 +20,15 @@ import (
 type daemon struct {
 	*testdaemon.Daemon
 	baseConfig string // the config without its [pool] section
+	netns      string // the network namespace it runs in; deleted by remove
 }
 
 // newDaemon writes the config of a private daemon under a new temporary
 // directory. The bench lifts the rate limits (it makes hundreds of calls a
 // minute) and the transfer size (it moves 64 MiB files), and serves no
-// dashboard, whose TCP port the installed daemon may hold.
+// dashboard, whose TCP port the installed daemon may hold. It runs in a
+// network namespace of its own, made here: its bridge, TAPs and nftables
+// tables are named like an installed daemon's, and must not replace them.
 func newDaemon(bin, imageDir string) (*daemon, error) {
 	dir, err := os.MkdirTemp("", "agentiso-bench")
 	if err != nil {
@@ -36,6 +40,18 @@ func newDaemon(bin, imageDir string) (*daemon, error) {
 		return nil, err
 	}
 	d := &daemon{Daemon: td}
+	ns := fmt.Sprintf("agb%d", os.Getpid())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := hostcmd.Run(ctx, "ip", "netns", "add", ns); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("making the bench daemon's network namespace: %w", err)
+	}
+	d.netns, d.Netns = ns, ns
+	if _, err := hostcmd.Run(ctx, "ip", "-n", ns, "link", "set", "lo", "up"); err != nil {
+		d.remove()
+		return nil, fmt.Errorf("making the bench daemon's network namespace: %w", err)
+	}
 	d.baseConfig = td.Config(testdaemon.Settings{ImageDir: imageDir, BootTimeoutSecs: 180}) + `
 [files]
 max_transfer_bytes = 134217728
@@ -93,9 +109,15 @@ func (d *daemon) waitLog(ctx context.Context, msg string, n int, within time.Dur
 }
 
 // remove stops the daemon, kills any QEMU it left running (by PID),
-// removes their cgroups and deletes every directory it used.
+// removes their cgroups, deletes its network namespace (and with it the
+// bridge, TAPs and tables it made there) and every directory it used.
 func (d *daemon) remove() {
 	_ = d.Cleanup()
+	if d.netns != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = hostcmd.Run(ctx, "ip", "netns", "del", d.netns)
+	}
 	os.RemoveAll(d.Dir)
 }
 
