@@ -87,17 +87,8 @@ func TestM6_TokensNeverLogged(t *testing.T) {
 	nearMiss := g[:20] + strings.Repeat("A", len(g)-20)
 	wrong := []string{nearMiss, revoked.Reveal(), "short", g + "x", strings.Repeat("Z", 200)}
 	for _, tok := range wrong {
-		req, _ := http.NewRequest("POST", srv.URL(), strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}`))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Fatalf("token %.4s...: status %d; want 401", tok, resp.StatusCode)
+		if got := initializeStatus(t, srv.URL(), "Bearer "+tok); got != http.StatusUnauthorized {
+			t.Fatalf("token %.4s...: status %d; want 401", tok, got)
 		}
 	}
 	// The right token opens a session.
@@ -143,19 +134,8 @@ func TestL5_BridgeRequiresToken(t *testing.T) {
 	}})
 	good, _ := ts.Issue(Grant{WorkspaceID: "a"})
 	for _, h := range []string{"", "Basic " + good.Reveal(), "Bearer ", "Bearer" + good.Reveal(), good.Reveal()} {
-		req, _ := http.NewRequest("POST", srv.URL(), strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}`))
-		if h != "" {
-			req.Header.Set("Authorization", h)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("Authorization %.12q: status %d; want 401", h, resp.StatusCode)
+		if got := initializeStatus(t, srv.URL(), h); got != http.StatusUnauthorized {
+			t.Errorf("Authorization %.12q: status %d; want 401", h, got)
 		}
 	}
 	if built != 0 {
@@ -174,16 +154,7 @@ func TestM5_TokenBoundToItsWorkspaceAddress(t *testing.T) {
 	here, _ := ts.Issue(Grant{WorkspaceID: "here", Addr: netip.MustParseAddr("127.0.0.1")})
 	elsewhere, _ := ts.Issue(Grant{WorkspaceID: "elsewhere", Addr: netip.MustParseAddr("10.99.0.7")})
 	status := func(tok string) int {
-		req, _ := http.NewRequest("POST", srv.URL(), strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}`))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return initializeStatus(t, srv.URL(), "Bearer "+tok)
 	}
 	if got := status(elsewhere.Reveal()); got != http.StatusUnauthorized {
 		t.Fatalf("a token used from another address: status %d; want 401", got)
@@ -210,4 +181,22 @@ func serveTestBridge(t *testing.T, cfg Config) *Server {
 	go srv.Serve()
 	t.Cleanup(func() { srv.Close() })
 	return srv
+}
+
+// initializeStatus posts an MCP initialize request to url with the given
+// Authorization header (none when empty) and returns the HTTP status.
+func initializeStatus(t *testing.T, url, authorization string) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}`))
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
